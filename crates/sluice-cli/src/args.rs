@@ -1,0 +1,194 @@
+//! The command line: every command, argument and option of `sluice`.
+
+use std::path::PathBuf;
+
+use clap::{Args, Parser, Subcommand, ValueEnum};
+
+/// sluice: a pipeline orchestrator whose centre is the run ledger.
+#[derive(Debug, Parser)]
+#[command(name = "sluice", version, about, long_about = None)]
+pub struct Cli {
+    #[command(subcommand)]
+    pub command: Command,
+}
+
+/// How listings and `show` commands print.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, ValueEnum)]
+pub enum OutputFormat {
+    #[default]
+    Table,
+    Json,
+}
+
+/// Where the project lives.
+#[derive(Debug, Clone, Args)]
+pub struct ProjectArgs {
+    /// The project directory (holding `pipelines/`); defaults to the current directory.
+    #[arg(long, global = true, value_name = "DIR", env = "SLUICE_PROJECT")]
+    pub project: Option<PathBuf>,
+}
+
+impl ProjectArgs {
+    pub fn dir(&self) -> PathBuf {
+        self.project.clone().unwrap_or_else(|| PathBuf::from("."))
+    }
+}
+
+#[derive(Debug, Subcommand)]
+pub enum Command {
+    /// Create a project with an example pipeline.
+    Init {
+        /// The directory to create (default: the current directory).
+        dir: Option<PathBuf>,
+    },
+    /// Check every pipeline file of the project and report every error.
+    Validate {
+        #[command(flatten)]
+        project: ProjectArgs,
+    },
+    /// Print the JSON Schema of pipeline files, for editors.
+    Schema,
+    /// Run a pipeline in this process and exit with its outcome
+    /// (0 completed, 1 failed or cancelled, 2 bad input).
+    Run(RunArgs),
+    /// Inspect and operate runs.
+    Runs {
+        #[command(subcommand)]
+        command: RunsCommand,
+    },
+    /// Inspect block runs.
+    Blocks {
+        #[command(subcommand)]
+        command: BlocksCommand,
+    },
+}
+
+#[derive(Debug, Args)]
+pub struct RunArgs {
+    /// The pipeline to run (its file name without `.yaml`).
+    pub pipeline: String,
+    /// A variable for this run, as NAME=VALUE (repeatable).
+    #[arg(short = 'v', long = "var", value_name = "NAME=VALUE")]
+    pub variables: Vec<String>,
+    /// A JSON or YAML file of variables for this run.
+    #[arg(long, value_name = "FILE")]
+    pub variables_file: Option<PathBuf>,
+    /// The run's priority (higher runs first).
+    #[arg(long)]
+    pub priority: Option<i32>,
+    #[arg(long, short = 'o', value_enum, default_value_t)]
+    pub output: OutputFormat,
+    #[command(flatten)]
+    pub project: ProjectArgs,
+}
+
+#[derive(Debug, Subcommand)]
+pub enum RunsCommand {
+    /// List runs, newest first.
+    List(ListArgs),
+    /// Show a run: attempts, block runs, tries, durations, errors, variables and outputs.
+    Show {
+        run: String,
+        #[arg(long, short = 'o', value_enum, default_value_t)]
+        output: OutputFormat,
+        #[command(flatten)]
+        project: ProjectArgs,
+    },
+    /// Print the logs of a run's tries.
+    Logs(LogsArgs),
+    /// Cancel runs: waiting block runs end at once, running ones are killed.
+    Cancel {
+        #[arg(required = true)]
+        runs: Vec<String>,
+        #[command(flatten)]
+        project: ProjectArgs,
+    },
+    /// Retry a finished run as a new attempt (the incomplete blocks by default).
+    Retry(RetryArgs),
+}
+
+#[derive(Debug, Args)]
+pub struct ListArgs {
+    /// Only runs of this pipeline (repeatable).
+    #[arg(long)]
+    pub pipeline: Vec<String>,
+    /// Only runs with this status (repeatable): initial, running, completed, failed, cancelled.
+    #[arg(long)]
+    pub status: Vec<String>,
+    /// Only runs of pipelines with this tag.
+    #[arg(long)]
+    pub tag: Option<String>,
+    /// Only runs created within this duration before now, e.g. `6h`, `2d`.
+    #[arg(long, value_name = "DURATION")]
+    pub since: Option<String>,
+    /// Only runs created at or after this RFC 3339 time.
+    #[arg(long, value_name = "TIME")]
+    pub after: Option<String>,
+    /// Only runs created before this RFC 3339 time.
+    #[arg(long, value_name = "TIME")]
+    pub before: Option<String>,
+    /// How many runs to print (at most 500).
+    #[arg(long, default_value_t = 50)]
+    pub limit: u32,
+    #[arg(long, short = 'o', value_enum, default_value_t)]
+    pub output: OutputFormat,
+    #[command(flatten)]
+    pub project: ProjectArgs,
+}
+
+#[derive(Debug, Args)]
+pub struct LogsArgs {
+    pub run: String,
+    /// Only this block.
+    #[arg(long)]
+    pub block: Option<String>,
+    /// This attempt (default: the latest).
+    #[arg(long)]
+    pub attempt: Option<u32>,
+    /// Only this try number.
+    #[arg(long = "try", value_name = "N")]
+    pub try_number: Option<u32>,
+    /// Keep printing new lines until the run ends.
+    #[arg(long, short = 'f')]
+    pub follow: bool,
+    #[command(flatten)]
+    pub project: ProjectArgs,
+}
+
+#[derive(Debug, Args)]
+pub struct RetryArgs {
+    pub run: String,
+    /// Rerun this block and everything downstream of it.
+    #[arg(long, value_name = "BLOCK", conflicts_with = "all")]
+    pub from: Option<String>,
+    /// Rerun every block.
+    #[arg(long)]
+    pub all: bool,
+    #[arg(long, short = 'o', value_enum, default_value_t)]
+    pub output: OutputFormat,
+    #[command(flatten)]
+    pub project: ProjectArgs,
+}
+
+/// The export formats of a data output.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, ValueEnum)]
+pub enum DataFormatArg {
+    #[default]
+    Csv,
+    Json,
+}
+
+#[derive(Debug, Subcommand)]
+pub enum BlocksCommand {
+    /// Print a block run's outputs and data output.
+    Output {
+        block_run: String,
+        /// Only the first N rows of the data output.
+        #[arg(long, value_name = "N")]
+        sample: Option<usize>,
+        #[arg(long, value_enum, default_value_t)]
+        format: DataFormatArg,
+        #[command(flatten)]
+        project: ProjectArgs,
+    },
+}

@@ -1,0 +1,56 @@
+//! Opening a project: its pipelines, its SQLite database under `.sluice/`,
+//! its blob directory, and an engine over them. Every command that opens a
+//! project first finishes runs whose executor is gone, so no run stays
+//! `running` after its `sluice run` process was killed.
+
+use std::path::Path;
+use std::sync::Arc;
+
+use sluice_engine::{Engine, EngineConfig, LoadError, Project, SystemClock};
+use sluice_store::blobs::BlobStore;
+use sluice_store::sqlite::SqliteStore;
+
+use crate::Failure;
+
+/// Loads the project, reporting every pipeline error.
+pub fn load_project(dir: &Path) -> Result<Project, Failure> {
+    Project::load(dir).map_err(|error| match error {
+        LoadError::Io { path, source } => Failure::bad_input(
+            format!("cannot read {}: {source}", path.display()),
+            Some(
+                "run sluice in a project directory (one holding `pipelines/`), pass --project DIR, or create one with `sluice init`"
+                    .to_owned(),
+            ),
+        ),
+        LoadError::Invalid(diagnostics) => Failure::bad_input(
+            diagnostics
+                .iter()
+                .map(ToString::to_string)
+                .collect::<Vec<_>>()
+                .join("\n"),
+            Some("fix the pipeline files, then check them with `sluice validate`".to_owned()),
+        ),
+    })
+}
+
+/// Opens the project's engine on its embedded database.
+pub async fn open(dir: &Path) -> Result<Engine, Failure> {
+    let project = load_project(dir)?;
+    open_with(project).await
+}
+
+pub async fn open_with(project: Project) -> Result<Engine, Failure> {
+    let state = project.dir.join(".sluice");
+    let store = SqliteStore::open(&state.join("sluice.db")).await?;
+    let blobs = BlobStore::new(state.join("blobs"));
+    let config = EngineConfig::for_project(&project.dir);
+    let engine = Engine::new(
+        Arc::new(store),
+        blobs,
+        project,
+        Arc::new(SystemClock),
+        config,
+    );
+    engine.reap_lost_executors().await?;
+    Ok(engine)
+}

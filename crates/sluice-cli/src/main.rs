@@ -1,0 +1,146 @@
+//! The `sluice` binary: parses the command line, opens the project and its
+//! database, and hands the command to the engine.
+//!
+//! Exit codes: 0 success (a run completed), 1 a run failed or was cancelled,
+//! or sluice could not do what was asked, 2 bad input (invalid pipeline
+//! files, unknown names, missing variables, bad arguments).
+
+mod args;
+mod commands;
+mod context;
+mod output;
+
+use std::process::ExitCode;
+
+use clap::Parser;
+
+use crate::args::{BlocksCommand, Cli, Command, RunsCommand};
+
+/// A command's failure: a message for stderr, an optional remedy, and the
+/// exit code.
+#[derive(Debug)]
+pub struct Failure {
+    pub code: u8,
+    pub message: String,
+    pub hint: Option<String>,
+}
+
+impl Failure {
+    pub fn bad_input(message: impl Into<String>, hint: Option<String>) -> Failure {
+        Failure {
+            code: 2,
+            message: message.into(),
+            hint,
+        }
+    }
+}
+
+impl From<sluice_engine::Error> for Failure {
+    fn from(error: sluice_engine::Error) -> Failure {
+        use sluice_engine::Error;
+        let code = match &error {
+            Error::NotFound(_)
+            | Error::Conflict { .. }
+            | Error::Invalid { .. }
+            | Error::Variables(_)
+            | Error::Pipeline(_) => 2,
+            _ => 1,
+        };
+        let hint = error.hint().map(str::to_owned);
+        let message = match &error {
+            Error::Pipeline(diagnostics) => diagnostics
+                .iter()
+                .map(ToString::to_string)
+                .collect::<Vec<_>>()
+                .join("\n"),
+            other => error_chain(other),
+        };
+        Failure {
+            code,
+            message,
+            hint,
+        }
+    }
+}
+
+/// An error with its whole source chain: `outer: inner: innermost`.
+pub fn error_chain(error: &(dyn std::error::Error + 'static)) -> String {
+    let mut text = error.to_string();
+    let mut source = error.source();
+    while let Some(inner) = source {
+        text.push_str(": ");
+        text.push_str(&inner.to_string());
+        source = inner.source();
+    }
+    text
+}
+
+impl From<sluice_store::Error> for Failure {
+    fn from(error: sluice_store::Error) -> Failure {
+        sluice_engine::Error::from(error).into()
+    }
+}
+
+pub type CommandResult = Result<u8, Failure>;
+
+fn main() -> ExitCode {
+    let cli = Cli::parse();
+    tracing_subscriber::fmt()
+        .with_env_filter(
+            tracing_subscriber::EnvFilter::try_from_env("SLUICE_LOG")
+                .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("warn")),
+        )
+        .with_writer(std::io::stderr)
+        .with_ansi(output::colour_enabled_for_stderr())
+        .init();
+    let runtime = match tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(2)
+        .enable_all()
+        .build()
+    {
+        Ok(runtime) => runtime,
+        Err(error) => {
+            eprintln!("error: cannot start the async runtime: {error}");
+            return ExitCode::from(1);
+        }
+    };
+    let result = runtime.block_on(dispatch(cli));
+    match result {
+        Ok(code) => ExitCode::from(code),
+        Err(failure) => {
+            eprintln!("error: {}", failure.message);
+            if let Some(hint) = failure.hint {
+                eprintln!("hint: {hint}");
+            }
+            ExitCode::from(failure.code)
+        }
+    }
+}
+
+async fn dispatch(cli: Cli) -> CommandResult {
+    match cli.command {
+        Command::Init { dir } => commands::init(dir),
+        Command::Validate { project } => commands::validate(&project),
+        Command::Schema => commands::schema(),
+        Command::Run(args) => commands::run::run(args).await,
+        Command::Runs { command } => match command {
+            RunsCommand::List(args) => commands::runs::list(args).await,
+            RunsCommand::Show {
+                run,
+                output,
+                project,
+            } => commands::runs::show(&run, output, &project).await,
+            RunsCommand::Logs(args) => commands::runs::logs(args).await,
+            RunsCommand::Cancel { runs, project } => commands::runs::cancel(&runs, &project).await,
+            RunsCommand::Retry(args) => commands::run::retry(args).await,
+        },
+        Command::Blocks { command } => match command {
+            BlocksCommand::Output {
+                block_run,
+                sample,
+                format,
+                project,
+            } => commands::blocks_output(&block_run, sample, format, &project).await,
+        },
+    }
+}

@@ -1,0 +1,566 @@
+//! The built-in local agent: claims tries through the same store operations a
+//! remote agent's requests end in, executes them with `sluice-exec`, renews
+//! their leases, streams their logs into the store and reports their end.
+//!
+//! Each executing try is a task owned by the agent's `JoinSet`: it has a
+//! name (its try id), a shutdown path (its cancellation token, then the join
+//! in [`LocalAgent::shutdown`]) and an error policy (a failed store write is
+//! logged; the lease then expires and the reaper decides).
+
+use std::collections::BTreeMap;
+use std::path::PathBuf;
+
+use sluice_core::expr::{EvalContext, RunFacts};
+use sluice_core::ids::{ExecutorId, RunId, TryId};
+use sluice_core::spec::{Block, BlockKind};
+use sluice_core::status::BlockRunStatus;
+use sluice_exec::{BlockContext, Command, TryOutcome, TryRequest, TryResult};
+use sluice_store::{
+    BlockRunNext, Claim, ClaimRequest, DataRef, ExecutorRecord, LogChunk, LogLine, NewArtifact,
+    TryCompletion, TryStatus,
+};
+use tokio::task::JoinSet;
+use tokio_util::sync::CancellationToken;
+
+use crate::clock::add;
+use crate::reconcile::block_facts;
+use crate::{Engine, Event, Result};
+
+/// This machine's host name, as recorded with executors.
+pub fn host_name() -> String {
+    std::fs::read_to_string("/proc/sys/kernel/hostname")
+        .map(|name| name.trim().to_owned())
+        .ok()
+        .filter(|name| !name.is_empty())
+        .unwrap_or_else(|| "localhost".to_owned())
+}
+
+/// Which runs an agent takes work from.
+#[derive(Clone, Debug)]
+pub enum Scope {
+    /// Only runs owned by this agent's executor (`sluice run`).
+    Owned,
+    /// Only runs no executor owns (a server's built-in agent).
+    Unowned,
+}
+
+/// The built-in agent of a process.
+pub struct LocalAgent {
+    engine: Engine,
+    executor: ExecutorId,
+    scope: Scope,
+    labels: Option<BTreeMap<String, String>>,
+    tasks: JoinSet<()>,
+    stop_claiming: bool,
+}
+
+impl std::fmt::Debug for LocalAgent {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("LocalAgent")
+            .field("executor", &self.executor)
+            .field("running", &self.tasks.len())
+            .finish_non_exhaustive()
+    }
+}
+
+impl LocalAgent {
+    /// Registers an executor for this process and returns its agent. `kind`
+    /// is `embedded` for `sluice run`, `server` for a server.
+    pub async fn register(
+        engine: Engine,
+        kind: &str,
+        scope: Scope,
+        labels: Option<BTreeMap<String, String>>,
+    ) -> Result<LocalAgent> {
+        let now = engine.clock().now();
+        let executor = ExecutorId(format!(
+            "{kind}-{}-{}",
+            std::process::id(),
+            crate::services::new_id()
+        ));
+        engine
+            .store()
+            .register_executor(&ExecutorRecord {
+                id: executor.clone(),
+                kind: kind.to_owned(),
+                host: host_name(),
+                pid: std::process::id(),
+                started_at: now,
+                heartbeat_at: now,
+                labels: labels.clone().unwrap_or_default(),
+            })
+            .await?;
+        Ok(LocalAgent {
+            engine,
+            executor,
+            scope,
+            labels,
+            tasks: JoinSet::new(),
+            stop_claiming: false,
+        })
+    }
+
+    pub fn executor(&self) -> &ExecutorId {
+        &self.executor
+    }
+
+    /// How many tries are executing.
+    pub fn running(&self) -> usize {
+        self.tasks.len()
+    }
+
+    /// Records that this process is alive.
+    pub async fn heartbeat(&self) -> Result<()> {
+        self.engine
+            .store()
+            .heartbeat_executor(&self.executor, self.engine.clock().now())
+            .await?;
+        Ok(())
+    }
+
+    /// Reaps finished try tasks, then claims and starts tries until the
+    /// concurrency limit is reached or nothing is claimable. Returns how many
+    /// tries it started.
+    pub async fn fill(&mut self) -> Result<usize> {
+        while let Some(joined) = self.tasks.try_join_next() {
+            if let Err(error) = joined {
+                tracing::error!(%error, "a try task panicked");
+            }
+        }
+        let mut started = 0;
+        while !self.stop_claiming && self.tasks.len() < self.engine.config().local_concurrency {
+            let now = self.engine.clock().now();
+            let request = ClaimRequest {
+                executor: self.executor.clone(),
+                owner: match self.scope {
+                    Scope::Owned => Some(self.executor.clone()),
+                    Scope::Unowned => None,
+                },
+                labels: self.labels.clone(),
+                now,
+                lease_expires_at: add(now, self.engine.config().lease_ttl),
+            };
+            let Some(claim) = self.engine.store().claim(&request).await? else {
+                break;
+            };
+            started += 1;
+            let engine = self.engine.clone();
+            let try_id = claim.attempt_try.id.clone();
+            let cancel = engine.register_local_try(&claim.run.id, &try_id);
+            self.tasks.spawn(async move {
+                let run_id = claim.run.id.clone();
+                if let Err(error) = execute(&engine, claim, cancel).await {
+                    tracing::error!(try_id = %try_id, error = %format!("{error:#}"), "executing the try failed");
+                }
+                engine.unregister_local_try(&run_id, &try_id);
+                engine.wake();
+            });
+        }
+        Ok(started)
+    }
+
+    /// Stops claiming, cancels every executing try, and waits for them to
+    /// report.
+    pub async fn shutdown(mut self) {
+        self.stop_claiming = true;
+        self.engine.cancel_all_local_tries();
+        while let Some(joined) = self.tasks.join_next().await {
+            if let Err(error) = joined {
+                tracing::error!(%error, "a try task panicked");
+            }
+        }
+        if let Err(error) = self.engine.store().remove_executor(&self.executor).await {
+            tracing::warn!(error = %format!("{error:#}"), "could not deregister the executor");
+        }
+    }
+}
+
+impl Engine {
+    fn register_local_try(&self, run_id: &RunId, try_id: &TryId) -> CancellationToken {
+        let token = CancellationToken::new();
+        self.inner
+            .local_tries
+            .lock()
+            .unwrap_or_else(|poison| poison.into_inner())
+            .entry(run_id.clone())
+            .or_default()
+            .insert(try_id.clone(), token.clone());
+        token
+    }
+
+    fn unregister_local_try(&self, run_id: &RunId, try_id: &TryId) {
+        let mut tries = self
+            .inner
+            .local_tries
+            .lock()
+            .unwrap_or_else(|poison| poison.into_inner());
+        if let Some(of_run) = tries.get_mut(run_id) {
+            of_run.remove(try_id);
+            if of_run.is_empty() {
+                tries.remove(run_id);
+            }
+        }
+    }
+
+    /// Kills the tries of a run that this process executes.
+    pub(crate) fn cancel_local_tries(&self, run_id: &RunId) {
+        let tries = self
+            .inner
+            .local_tries
+            .lock()
+            .unwrap_or_else(|poison| poison.into_inner());
+        if let Some(of_run) = tries.get(run_id) {
+            for token in of_run.values() {
+                token.cancel();
+            }
+        }
+    }
+
+    fn cancel_all_local_tries(&self) {
+        let tries = self
+            .inner
+            .local_tries
+            .lock()
+            .unwrap_or_else(|poison| poison.into_inner());
+        for token in tries.values().flat_map(|of_run| of_run.values()) {
+            token.cancel();
+        }
+    }
+}
+
+/// What to run for a block, or why it cannot run.
+fn command_for(
+    block: &Block,
+    context: &EvalContext<'_>,
+) -> std::result::Result<Command, String> {
+    match &block.kind {
+        BlockKind::Run { command } => command
+            .render_shell(context)
+            .map(|script| Command::Shell { script })
+            .map_err(|error| format!("cannot render `run:`: {error}")),
+        BlockKind::Script { path } => Ok(Command::Script {
+            path: PathBuf::from(path),
+        }),
+        BlockKind::Pipeline { name, .. } => Err(format!(
+            "block `{}` calls pipeline `{name}`, but child pipeline runs are not available in this version of sluice",
+            block.id
+        )),
+    }
+}
+
+/// Executes one claimed try to its end and reports it.
+async fn execute(engine: &Engine, claim: Claim, cancel: CancellationToken) -> Result<()> {
+    let Claim {
+        attempt_try,
+        block_run,
+        run,
+    } = claim;
+    engine.publish(Event::BlockRun {
+        run_id: run.id.clone(),
+        block_run_id: block_run.id.clone(),
+        block: block_run.block.clone(),
+        attempt: block_run.attempt,
+        status: BlockRunStatus::Running,
+    });
+    engine.publish(Event::TryStarted {
+        run_id: run.id.clone(),
+        block_run_id: block_run.id.clone(),
+        block: block_run.block.clone(),
+        try_id: attempt_try.id.clone(),
+        try_number: attempt_try.try_number,
+    });
+    let spec = engine
+        .pinned_pipeline(&run.pipeline, &run.pipeline_version)
+        .await?;
+    let attempt_block_runs = engine
+        .store()
+        .list_block_runs(&run.id, Some(block_run.attempt))
+        .await?;
+    let facts = block_facts(&attempt_block_runs);
+    let vars = run.variables.values();
+    let run_facts = RunFacts {
+        id: run.id.to_string(),
+        pipeline: run.pipeline.clone(),
+        attempt: run.attempt,
+    };
+    let context = EvalContext {
+        vars: &vars,
+        blocks: &facts,
+        upstreams: &[],
+        run: &run_facts,
+    };
+    let block = spec.block(&block_run.block);
+    let command = match block {
+        Some(block) => command_for(block, &context),
+        None => Err(format!(
+            "block `{}` is not in the pinned pipeline",
+            block_run.block
+        )),
+    };
+    let secrets = run.variables.secret_values();
+    let masker = sluice_exec::Masker::new(&secrets);
+
+    let outcome = match (command, block) {
+        (Ok(command), Some(block)) => {
+            let mut inputs = serde_json::Map::new();
+            for need in &block.needs {
+                if let Some(fact) = facts.get(need) {
+                    inputs.insert(need.clone(), serde_json::to_value(&fact.outputs)?);
+                }
+            }
+            let scratch_dir = engine.config().scratch_dir.join(attempt_try.id.as_str());
+            let request = TryRequest {
+                command,
+                project_dir: engine.project().dir.clone(),
+                scratch_dir: scratch_dir.clone(),
+                context: BlockContext {
+                    run_id: run.id.to_string(),
+                    pipeline: run.pipeline.clone(),
+                    block: block_run.block.clone(),
+                    attempt: block_run.attempt,
+                    try_number: attempt_try.try_number,
+                    idempotency_key: block_run.idempotency_key.clone(),
+                },
+                variables: vars.clone(),
+                inputs: serde_json::Value::Object(inputs),
+                env: block.env.clone(),
+                secrets: secrets.clone(),
+                artifact_globs: block.artifacts.clone(),
+                timeout: block.timeout.map(|timeout| timeout.0),
+                kill_grace: engine.config().kill_grace,
+            };
+            let outcome = run_with_lease(engine, &run.id, &attempt_try, request, cancel).await;
+            let stored = store_files(engine, &outcome).await;
+            let _ = tokio::fs::remove_dir_all(&scratch_dir).await;
+            match stored {
+                Ok(files) => Ok((outcome, files)),
+                Err(error) => Err(format!("cannot store the block's files: {error:#}")),
+            }
+        }
+        (Err(error), _) => Err(error),
+        (Ok(_), None) => Err(format!(
+            "block `{}` is not in the pinned pipeline",
+            block_run.block
+        )),
+    };
+
+    let now = engine.clock().now();
+    let (status, exit_code, error, timed_out, outputs, files, retryable) = match outcome {
+        Ok((outcome, files)) => {
+            let status = match outcome.result {
+                TryResult::Completed => TryStatus::Completed,
+                TryResult::Cancelled => TryStatus::Cancelled,
+                TryResult::Failed | TryResult::TimedOut => TryStatus::Failed,
+            };
+            let retryable = matches!(outcome.result, TryResult::Failed | TryResult::TimedOut);
+            (
+                status,
+                outcome.exit_code,
+                outcome.error,
+                outcome.result == TryResult::TimedOut,
+                outcome.outputs,
+                files,
+                retryable,
+            )
+        }
+        Err(error) => (
+            TryStatus::Failed,
+            None,
+            Some(masker.mask(&error).into_owned()),
+            false,
+            BTreeMap::new(),
+            StoredFiles::default(),
+            false,
+        ),
+    };
+    let current_run = engine.get_run(&run.id).await?;
+    let policy = block.map(|block| &block.retries);
+    let next = if retryable
+        && attempt_try.try_number < block_run.max_tries
+        && current_run.cancel_requested_at.is_none()
+    {
+        let delay = policy
+            .map(|policy| policy.delay_before_try(attempt_try.try_number + 1))
+            .unwrap_or_default();
+        BlockRunNext::Retry {
+            retry_at: add(now, delay),
+        }
+    } else {
+        BlockRunNext::Finish {
+            status: match status {
+                TryStatus::Completed => BlockRunStatus::Completed,
+                TryStatus::Cancelled => BlockRunStatus::Cancelled,
+                _ => BlockRunStatus::Failed,
+            },
+        }
+    };
+    let block_status = match &next {
+        BlockRunNext::Retry { .. } => BlockRunStatus::Queued,
+        BlockRunNext::Finish { status } => *status,
+    };
+    let completion = TryCompletion {
+        try_id: attempt_try.id.clone(),
+        block_run_id: block_run.id.clone(),
+        epoch: attempt_try.lease_epoch,
+        status,
+        at: now,
+        exit_code,
+        error,
+        timed_out,
+        outputs,
+        data: files.data,
+        artifacts: files.artifacts,
+        next,
+    };
+    match engine.store().complete_try(&completion).await {
+        Ok(()) => {
+            engine.publish(Event::BlockRun {
+                run_id: run.id.clone(),
+                block_run_id: block_run.id.clone(),
+                block: block_run.block.clone(),
+                attempt: block_run.attempt,
+                status: block_status,
+            });
+        }
+        Err(sluice_store::Error::StaleLease(_)) => {
+            tracing::warn!(try_id = %attempt_try.id, "the lease was lost before the try ended; its result is dropped");
+        }
+        Err(other) => return Err(other.into()),
+    }
+    Ok(())
+}
+
+/// Runs the try while renewing its lease and storing its log chunks. A lost
+/// lease or a cancellation request kills the try.
+async fn run_with_lease(
+    engine: &Engine,
+    run_id: &RunId,
+    attempt_try: &sluice_store::TryRecord,
+    request: TryRequest,
+    cancel: CancellationToken,
+) -> TryOutcome {
+    let (sender, mut receiver) = tokio::sync::mpsc::channel::<sluice_exec::LogChunk>(64);
+    let store = engine.store().clone();
+    let try_id = attempt_try.id.clone();
+    let epoch = attempt_try.lease_epoch;
+    let log_engine = engine.clone();
+    let log_run = run_id.clone();
+    let logs = tokio::spawn(async move {
+        while let Some(chunk) = receiver.recv().await {
+            let seq = chunk.seq;
+            let chunk = LogChunk {
+                try_id: try_id.clone(),
+                seq,
+                lines: chunk
+                    .lines
+                    .into_iter()
+                    .map(|line| LogLine {
+                        at: line.at,
+                        stream: line.stream.as_str().to_owned(),
+                        text: line.text,
+                    })
+                    .collect(),
+            };
+            match store.append_log_chunk(&chunk, epoch).await {
+                Ok(()) => log_engine.publish(Event::Log {
+                    run_id: log_run.clone(),
+                    try_id: try_id.clone(),
+                    seq,
+                }),
+                Err(error) => {
+                    tracing::warn!(try_id = %try_id, error = %format!("{error:#}"), "could not store a log chunk");
+                }
+            }
+        }
+    });
+
+    let renew_every = engine.config().lease_ttl / 3;
+    let lease_engine = engine.clone();
+    let lease_try = attempt_try.id.clone();
+    let lease_cancel = cancel.clone();
+    let lease = tokio::spawn(async move {
+        loop {
+            tokio::select! {
+                () = lease_cancel.cancelled() => return,
+                () = tokio::time::sleep(renew_every) => {}
+            }
+            let expires = add(lease_engine.clock().now(), lease_engine.config().lease_ttl);
+            match lease_engine.store().renew_lease(&lease_try, epoch, expires).await {
+                Ok(state) if state.cancel_requested => lease_cancel.cancel(),
+                Ok(_) => {}
+                Err(sluice_store::Error::StaleLease(_)) => {
+                    tracing::warn!(try_id = %lease_try, "lease lost; killing the try");
+                    lease_cancel.cancel();
+                    return;
+                }
+                Err(error) => {
+                    tracing::warn!(try_id = %lease_try, error = %format!("{error:#}"), "could not renew the lease");
+                }
+            }
+        }
+    });
+
+    let outcome = match sluice_exec::run_try(request, sender, cancel.clone()).await {
+        Ok(outcome) => outcome,
+        Err(error) => TryOutcome::failed(format!("{error:#}")),
+    };
+    lease.abort();
+    let _ = logs.await;
+    outcome
+}
+
+/// A try's data output and artifacts, once stored as blobs.
+#[derive(Default)]
+struct StoredFiles {
+    data: Option<DataRef>,
+    artifacts: Vec<NewArtifact>,
+}
+
+async fn store_files(engine: &Engine, outcome: &TryOutcome) -> Result<StoredFiles> {
+    let mut stored = StoredFiles::default();
+    if let Some(data) = &outcome.data {
+        let blob = engine.blobs().put_file(&data.path).await?;
+        stored.data = Some(DataRef {
+            sha256: blob.sha256,
+            format: data.format.as_str().to_owned(),
+            size: blob.size,
+        });
+    }
+    for artifact in &outcome.artifacts {
+        let blob = engine
+            .blobs()
+            .put_file_verified(&artifact.path, &artifact.sha256)
+            .await?;
+        stored.artifacts.push(NewArtifact {
+            name: artifact.name.clone(),
+            size: blob.size,
+            sha256: blob.sha256,
+        });
+    }
+    Ok(stored)
+}
+
+/// Drives one run to its end in this process: reconcilers, the local agent
+/// and the executor's heartbeat, until the run is terminal and nothing of it
+/// still executes.
+pub async fn drive_run(
+    engine: &Engine,
+    agent: &mut LocalAgent,
+    run_id: &RunId,
+) -> Result<sluice_store::RunRecord> {
+    let heartbeat_every = engine.config().lease_ttl / 3;
+    let mut last_heartbeat = tokio::time::Instant::now();
+    loop {
+        engine.reconcile().await?;
+        agent.fill().await?;
+        let run = engine.get_run(run_id).await?;
+        if run.status.is_terminal() && agent.running() == 0 {
+            return Ok(run);
+        }
+        if last_heartbeat.elapsed() >= heartbeat_every {
+            agent.heartbeat().await?;
+            last_heartbeat = tokio::time::Instant::now();
+        }
+        engine.wait_for_change().await;
+    }
+}

@@ -1,0 +1,214 @@
+//! The engine: application services (`trigger_run`, `cancel_run`,
+//! `retry_run`), the reconcilers that move runs forward, and the built-in
+//! local agent that executes tries in this process.
+//!
+//! Every reconciler re-reads the world from the store and is safe to run
+//! twice at once or in two processes; none holds state a restart would lose.
+//! State changes wake the reconcilers at once through an in-process notify,
+//! with a slow poll as the fallback.
+
+pub mod agent;
+pub mod clock;
+pub mod data;
+pub mod error;
+pub mod events;
+pub mod project;
+pub mod queries;
+mod reconcile;
+pub mod services;
+
+use std::collections::HashMap;
+use std::path::PathBuf;
+use std::sync::{Arc, Mutex, RwLock};
+use std::time::Duration;
+
+use sluice_core::ids::{RunId, TryId};
+use sluice_core::spec::{self, Pipeline};
+use sluice_store::Store;
+use sluice_store::blobs::BlobStore;
+use tokio::sync::{Notify, broadcast};
+use tokio_util::sync::CancellationToken;
+
+pub use clock::{Clock, ManualClock, SystemClock};
+pub use error::{Error, Result};
+pub use events::Event;
+pub use project::{LoadError, LoadedPipeline, Project};
+pub use reconcile::Reconciled;
+pub use services::{RetryMode, RetryRequest, TriggerRequest};
+
+/// Tunables of the engine.
+#[derive(Clone, Debug)]
+pub struct EngineConfig {
+    /// How long a lease lasts without a heartbeat.
+    pub lease_ttl: Duration,
+    /// Between SIGTERM and SIGKILL when a block is timed out or cancelled.
+    pub kill_grace: Duration,
+    /// Where tries get their scratch directories.
+    pub scratch_dir: PathBuf,
+    /// Most tries the built-in agent runs at once.
+    pub local_concurrency: usize,
+    /// Most runs in `running` at once across all pipelines (no limit when `None`).
+    pub max_active_runs: Option<u32>,
+    /// The fallback poll of the reconcilers when nothing wakes them.
+    pub poll_interval: Duration,
+}
+
+impl EngineConfig {
+    /// Defaults for a project directory: scratch space under `.sluice/tmp`.
+    pub fn for_project(dir: &std::path::Path) -> Self {
+        EngineConfig {
+            lease_ttl: Duration::from_secs(30),
+            kill_grace: Duration::from_secs(10),
+            scratch_dir: dir.join(".sluice").join("tmp"),
+            local_concurrency: 16,
+            max_active_runs: None,
+            poll_interval: Duration::from_millis(500),
+        }
+    }
+}
+
+/// The engine. Cheap to clone; clones share everything.
+#[derive(Clone)]
+pub struct Engine {
+    inner: Arc<Inner>,
+}
+
+struct Inner {
+    store: Arc<dyn Store>,
+    blobs: BlobStore,
+    project: RwLock<Arc<Project>>,
+    clock: Arc<dyn Clock>,
+    config: EngineConfig,
+    wake: Notify,
+    events: broadcast::Sender<Event>,
+    /// Parsed pipelines by version; derived from the store, so losing it
+    /// loses nothing.
+    specs: Mutex<HashMap<String, Arc<Pipeline>>>,
+    /// Cancellation handles of the tries this process is executing, by run.
+    local_tries: Mutex<HashMap<RunId, HashMap<TryId, CancellationToken>>>,
+}
+
+impl std::fmt::Debug for Engine {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Engine")
+            .field("project", &self.project().dir)
+            .finish_non_exhaustive()
+    }
+}
+
+impl Engine {
+    pub fn new(
+        store: Arc<dyn Store>,
+        blobs: BlobStore,
+        project: Project,
+        clock: Arc<dyn Clock>,
+        config: EngineConfig,
+    ) -> Engine {
+        let (events, _) = broadcast::channel(4096);
+        Engine {
+            inner: Arc::new(Inner {
+                store,
+                blobs,
+                project: RwLock::new(Arc::new(project)),
+                clock,
+                config,
+                wake: Notify::new(),
+                events,
+                specs: Mutex::new(HashMap::new()),
+                local_tries: Mutex::new(HashMap::new()),
+            }),
+        }
+    }
+
+    pub fn store(&self) -> &Arc<dyn Store> {
+        &self.inner.store
+    }
+
+    pub fn blobs(&self) -> &BlobStore {
+        &self.inner.blobs
+    }
+
+    pub fn clock(&self) -> &Arc<dyn Clock> {
+        &self.inner.clock
+    }
+
+    pub fn config(&self) -> &EngineConfig {
+        &self.inner.config
+    }
+
+    pub fn project(&self) -> Arc<Project> {
+        self.inner
+            .project
+            .read()
+            .unwrap_or_else(|poison| poison.into_inner())
+            .clone()
+    }
+
+    /// Replaces the project (after its files changed). Runs already created
+    /// stay pinned to the version they started with.
+    pub fn set_project(&self, project: Project) {
+        *self
+            .inner
+            .project
+            .write()
+            .unwrap_or_else(|poison| poison.into_inner()) = Arc::new(project);
+    }
+
+    /// Subscribes to the engine's events.
+    pub fn subscribe(&self) -> broadcast::Receiver<Event> {
+        self.inner.events.subscribe()
+    }
+
+    /// Wakes the reconcilers and the local agent.
+    pub fn wake(&self) {
+        self.inner.wake.notify_waiters();
+        self.inner.wake.notify_one();
+    }
+
+    /// Waits until something wakes the engine or the poll interval passes.
+    pub async fn wait_for_change(&self) {
+        let _ = tokio::time::timeout(self.inner.config.poll_interval, self.inner.wake.notified())
+            .await;
+    }
+
+    pub(crate) fn publish(&self, event: Event) {
+        let _ = self.inner.events.send(event);
+    }
+
+    /// The pipeline a run is pinned to, by version hash.
+    pub async fn pinned_pipeline(&self, name: &str, version: &str) -> Result<Arc<Pipeline>> {
+        if let Some(spec) = self
+            .inner
+            .specs
+            .lock()
+            .unwrap_or_else(|poison| poison.into_inner())
+            .get(version)
+        {
+            return Ok(spec.clone());
+        }
+        let project = self.project();
+        let spec = match project.pipeline(name) {
+            Some(loaded) if loaded.version == version => loaded.spec.clone(),
+            _ => {
+                let source = self
+                    .inner
+                    .store
+                    .get_pipeline_version(version)
+                    .await?
+                    .ok_or_else(|| {
+                        Error::NotFound(format!(
+                            "version {version} of pipeline `{name}` is not in the database"
+                        ))
+                    })?;
+                let file = format!("pipelines/{name}.yaml");
+                Arc::new(spec::parse_pipeline(name, &file, &source).map_err(Error::Pipeline)?)
+            }
+        };
+        self.inner
+            .specs
+            .lock()
+            .unwrap_or_else(|poison| poison.into_inner())
+            .insert(version.to_owned(), spec.clone());
+        Ok(spec)
+    }
+}

@@ -1,0 +1,55 @@
+//! The conformance suite every [`Store`] backend must pass.
+//!
+//! Each case is a public async function that takes a fresh, empty store and
+//! panics when the backend misbehaves; a backend's test file runs each case
+//! as its own test with its own database. [`run_all`] runs every
+//! single-store case in turn. [`two_stores_never_double_claim`] needs two
+//! stores over the *same* database (two processes), so a backend calls it
+//! itself.
+//!
+//! The cases use fixed timestamps, never the wall clock, so they do not
+//! depend on timing.
+
+mod claims;
+mod fixtures;
+mod logs;
+mod runs;
+
+use std::future::Future;
+use std::sync::Arc;
+
+use crate::Store;
+
+pub use claims::{
+    claim_order, claim_respects_limits, concurrent_claims_are_exclusive, expired_tries,
+    lease_fencing, retry_then_reclaim, two_stores_never_double_claim,
+};
+pub use logs::{audit_paging, executors, log_chunks};
+pub use runs::{
+    block_run_transitions, cancel_requests_and_flags, create_and_get_run, idempotent_create,
+    keyset_pagination, run_transitions, start_attempt_rules,
+};
+
+/// Runs every case that needs one store, each on a fresh store from `make`.
+pub async fn run_all<F, Fut>(make: F)
+where
+    F: Fn() -> Fut,
+    Fut: Future<Output = Arc<dyn Store>>,
+{
+    create_and_get_run(make().await).await;
+    idempotent_create(make().await).await;
+    run_transitions(make().await).await;
+    block_run_transitions(make().await).await;
+    cancel_requests_and_flags(make().await).await;
+    start_attempt_rules(make().await).await;
+    keyset_pagination(make().await).await;
+    claim_order(make().await).await;
+    claim_respects_limits(make().await).await;
+    concurrent_claims_are_exclusive(make().await).await;
+    lease_fencing(make().await).await;
+    retry_then_reclaim(make().await).await;
+    expired_tries(make().await).await;
+    log_chunks(make().await).await;
+    audit_paging(make().await).await;
+    executors(make().await).await;
+}

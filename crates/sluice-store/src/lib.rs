@@ -1,0 +1,154 @@
+//! The run ledger's storage: one [`Store`] interface with an SQLite backend
+//! (the embedded default), a content-addressed blob directory, and a
+//! conformance suite every backend must pass.
+//!
+//! Architecture invariant: every status change is a conditional update on the
+//! expected current status (checked against `sluice_core::status` first), and
+//! every executor write carries its lease epoch; a racing or stale writer gets
+//! `false` or [`Error::StaleLease`], never a silent overwrite.
+
+pub mod blobs;
+pub mod conformance;
+pub mod model;
+pub mod params;
+pub mod sqlite;
+
+use async_trait::async_trait;
+use jiff::Timestamp;
+use sluice_core::ids::{BlockRunId, ExecutorId, RunId, TryId};
+use sluice_core::status::{RunStatus, TransitionError};
+
+pub use model::*;
+pub use params::*;
+
+/// A store error.
+#[derive(Debug, thiserror::Error)]
+pub enum Error {
+    #[error(transparent)]
+    Transition(#[from] TransitionError),
+    /// The lease epoch of an executor write is not the try's current one, or
+    /// the try is no longer running.
+    #[error("the lease of try `{0}` is no longer held by this executor")]
+    StaleLease(TryId),
+    /// The write conflicts with the current state (for example, a retry of a
+    /// run that is not finished).
+    #[error("{0}")]
+    Conflict(String),
+    #[error("not found: {0}")]
+    NotFound(String),
+    /// The database is unreachable or busy beyond the retry budget.
+    #[error("database unavailable")]
+    Unavailable(#[source] sqlx::Error),
+    #[error("database error")]
+    Database(#[source] sqlx::Error),
+    #[error("corrupt record: {0}")]
+    Corrupt(String),
+}
+
+pub type Result<T, E = Error> = std::result::Result<T, E>;
+
+/// The storage interface of the engine. Implementations must be safe to use
+/// from several processes at once (see the crate invariant).
+///
+/// Listings without a `limit` of their own (a run's attempts, block runs,
+/// tries and artifacts) are still bounded: they return at most 10,000 rows.
+#[async_trait]
+pub trait Store: Send + Sync + 'static {
+    // Pipeline versions: the exact pipeline file a run is pinned to.
+    async fn put_pipeline_version(&self, sha256: &str, pipeline: &str, source: &str) -> Result<()>;
+    async fn get_pipeline_version(&self, sha256: &str) -> Result<Option<String>>;
+
+    // Runs.
+    /// Creates a run with its first attempt and block runs in one
+    /// transaction; idempotent per `(pipeline, idempotency_key)`.
+    async fn create_run(&self, run: NewRun) -> Result<CreatedRun>;
+    async fn get_run(&self, id: &RunId) -> Result<Option<RunRecord>>;
+    async fn list_runs(&self, query: &RunQuery) -> Result<RunPage>;
+    /// Runs whose status is `initial` or `running`, oldest first, at most `limit`.
+    async fn active_runs(&self, limit: u32) -> Result<Vec<RunRecord>>;
+    /// How many runs of `pipeline` have one of `statuses`.
+    async fn count_runs(&self, pipeline: &str, statuses: &[RunStatus]) -> Result<u32>;
+    /// Applies a status change if the run's latest attempt is still `attempt`
+    /// with status `from`; returns whether it was applied.
+    async fn transition_run(&self, change: &RunTransition) -> Result<bool>;
+    /// Records a cancellation request once; returns whether this call set it
+    /// (`false` as well for a finished run). [`Error::NotFound`] for an
+    /// unknown run.
+    async fn request_cancel(&self, id: &RunId, by: &str, at: Timestamp) -> Result<bool>;
+    /// Raises a flag once; returns whether this call set it.
+    /// [`Error::NotFound`] for an unknown run.
+    async fn flag_run(&self, id: &RunId, flag: RunFlag) -> Result<bool>;
+    async fn list_attempts(&self, id: &RunId) -> Result<Vec<AttemptRecord>>;
+    /// Opens a new attempt of a finished run with its block runs. Fails with
+    /// [`Error::Conflict`] if the run is not finished or another attempt was
+    /// added meanwhile.
+    async fn start_attempt(&self, attempt: &NewAttempt) -> Result<()>;
+
+    // Block runs.
+    /// The block runs of a run's attempt (the latest when `None`), in creation order.
+    async fn list_block_runs(
+        &self,
+        run: &RunId,
+        attempt: Option<u32>,
+    ) -> Result<Vec<BlockRunRecord>>;
+    async fn get_block_run(&self, id: &BlockRunId) -> Result<Option<BlockRunRecord>>;
+    async fn transition_block_run(&self, change: &BlockRunTransition) -> Result<bool>;
+
+    // Tries and leases.
+    /// Claims the first claimable queued block run (highest priority, then
+    /// oldest) and starts a try with a new lease.
+    async fn claim(&self, request: &ClaimRequest) -> Result<Option<Claim>>;
+    /// Extends a lease; [`Error::StaleLease`] if the try is not running
+    /// under this epoch. The reply asks the executor to stop the try when
+    /// its run has a cancellation request or has ended, or when another
+    /// writer already moved its block run on.
+    async fn renew_lease(
+        &self,
+        try_id: &TryId,
+        epoch: i64,
+        expires_at: Timestamp,
+    ) -> Result<LeaseState>;
+    /// Ends a try and moves its block run on, in one transaction, fenced by
+    /// the lease epoch ([`Error::StaleLease`]). The block-run change is
+    /// checked against the transition table first ([`Error::Transition`]).
+    /// If another writer already moved the block run on (a cancellation, a
+    /// timeout), the try's end and artifacts are still recorded and the
+    /// block run keeps its status.
+    async fn complete_try(&self, completion: &TryCompletion) -> Result<()>;
+    /// Running tries whose lease expired before `now`.
+    async fn expired_tries(&self, now: Timestamp, limit: u32) -> Result<Vec<TryRecord>>;
+    /// Every try of every block run of a run (all attempts), in start order.
+    async fn list_run_tries(&self, run: &RunId) -> Result<Vec<TryRecord>>;
+    async fn list_tries(&self, block_run: &BlockRunId) -> Result<Vec<TryRecord>>;
+
+    // Logs.
+    /// Stores a chunk; a chunk already stored under the same `(try, seq)` is
+    /// left as it is. Fenced by the lease epoch: a new chunk needs the try to
+    /// be running under `epoch`, while a re-upload of a stored chunk is
+    /// accepted after the try ended, as long as `epoch` is the try's.
+    async fn append_log_chunk(&self, chunk: &LogChunk, epoch: i64) -> Result<()>;
+    /// Chunks with `seq > after_seq` (all when `None`), in order, at most `limit`.
+    async fn read_log(
+        &self,
+        try_id: &TryId,
+        after_seq: Option<u64>,
+        limit: u32,
+    ) -> Result<Vec<LogChunk>>;
+
+    // Artifacts.
+    async fn list_artifacts(&self, run: &RunId) -> Result<Vec<ArtifactRecord>>;
+
+    // Audit.
+    async fn append_audit(&self, event: &NewAuditEvent) -> Result<()>;
+    /// Newest first, at most `limit`, with ids below `before_id` when given.
+    async fn list_audit(&self, limit: u32, before_id: Option<i64>) -> Result<Vec<AuditEvent>>;
+
+    // Executors.
+    /// Records an executor, replacing the record of one with the same id.
+    async fn register_executor(&self, executor: &ExecutorRecord) -> Result<()>;
+    /// [`Error::NotFound`] for an executor that is not registered.
+    async fn heartbeat_executor(&self, id: &ExecutorId, at: Timestamp) -> Result<()>;
+    async fn get_executor(&self, id: &ExecutorId) -> Result<Option<ExecutorRecord>>;
+    /// Removing an executor that is not registered does nothing.
+    async fn remove_executor(&self, id: &ExecutorId) -> Result<()>;
+}

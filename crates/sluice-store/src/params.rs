@@ -1,0 +1,223 @@
+//! Parameters of the store's write operations and queries.
+
+use std::collections::BTreeMap;
+
+use jiff::Timestamp;
+use sluice_core::ids::{BlockRunId, ExecutorId, RunId, TryId};
+use sluice_core::status::{BlockRunStatus, RunStatus};
+use sluice_core::vars::ResolvedVariables;
+
+use crate::model::{BlockRunRecord, DataRef, InvokedBy, RunRecord, TryRecord, TryStatus};
+
+/// A run to create, with the block runs of its first attempt.
+#[derive(Clone, Debug)]
+pub struct NewRun {
+    pub id: RunId,
+    pub pipeline: String,
+    pub pipeline_version: String,
+    /// `Initial`, or `Cancelled` for a run skipped by `on_limit: skip`.
+    pub status: RunStatus,
+    pub priority: i32,
+    pub invoked_by: InvokedBy,
+    pub tags: Vec<String>,
+    pub variables: ResolvedVariables,
+    pub created_at: Timestamp,
+    pub sla_at: Option<Timestamp>,
+    pub idempotency_key: Option<String>,
+    pub owner: Option<ExecutorId>,
+    pub block_concurrency: Option<u32>,
+    pub error: Option<String>,
+    pub blocks: Vec<NewBlockRun>,
+}
+
+/// A block run to create within a new attempt.
+#[derive(Clone, Debug)]
+pub struct NewBlockRun {
+    pub id: BlockRunId,
+    pub block: String,
+    /// `Initial`, `Completed` for a block reused from an earlier attempt, or
+    /// `Cancelled` when the run itself is created cancelled.
+    pub status: BlockRunStatus,
+    pub priority: i32,
+    pub max_tries: u32,
+    pub labels: BTreeMap<String, String>,
+    pub idempotency_key: String,
+    pub outputs: BTreeMap<String, String>,
+    pub reused_from_attempt: Option<u32>,
+    pub data: Option<DataRef>,
+}
+
+/// The result of [`crate::Store::create_run`].
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct CreatedRun {
+    pub id: RunId,
+    /// `false` when a run with the same idempotency key already existed; `id`
+    /// is then that run's.
+    pub created: bool,
+}
+
+/// A new attempt of a finished run (a retry).
+#[derive(Clone, Debug)]
+pub struct NewAttempt {
+    pub run_id: RunId,
+    /// The attempt the caller saw as the latest; the retry is refused if
+    /// another writer already added one.
+    pub previous_attempt: u32,
+    pub mode: String,
+    pub from_block: Option<String>,
+    pub created_by: Option<String>,
+    pub at: Timestamp,
+    pub owner: Option<ExecutorId>,
+    pub blocks: Vec<NewBlockRun>,
+}
+
+/// A conditional status change of a run's latest attempt.
+#[derive(Clone, Debug)]
+pub struct RunTransition {
+    pub id: RunId,
+    pub attempt: u32,
+    pub from: RunStatus,
+    pub to: RunStatus,
+    pub at: Timestamp,
+    pub error: Option<String>,
+    /// Set when the run starts running and has a timeout.
+    pub timeout_at: Option<Timestamp>,
+    /// Marks the run as ended by its timeout.
+    pub timed_out: bool,
+}
+
+/// A conditional status change of a block run, for the changes that are not
+/// a claim or a try's completion (those have their own operations).
+#[derive(Clone, Debug)]
+pub struct BlockRunTransition {
+    pub id: BlockRunId,
+    pub from: BlockRunStatus,
+    pub to: BlockRunStatus,
+    pub at: Timestamp,
+    pub error: Option<String>,
+}
+
+/// A flag that can be raised on a run once.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum RunFlag {
+    SlaMissed,
+    /// A run timeout with `timeout_status: warning` only flags the run.
+    TimedOut,
+}
+
+/// An executor asking for work.
+#[derive(Clone, Debug)]
+pub struct ClaimRequest {
+    pub executor: ExecutorId,
+    /// Only block runs of runs owned by this executor (embedded mode), or,
+    /// when `None`, only block runs of runs no executor owns (a server).
+    pub owner: Option<ExecutorId>,
+    /// The labels the executor offers; a block run is claimable when its
+    /// labels are a subset. `None` accepts every block run.
+    pub labels: Option<BTreeMap<String, String>>,
+    pub now: Timestamp,
+    pub lease_expires_at: Timestamp,
+}
+
+/// A claimed try, with what the executor needs to run it.
+#[derive(Clone, Debug)]
+pub struct Claim {
+    pub attempt_try: TryRecord,
+    pub block_run: BlockRunRecord,
+    pub run: RunRecord,
+}
+
+/// What the lease holder learns when renewing its lease.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct LeaseState {
+    /// The try should stop: its run has a cancellation request or has ended,
+    /// or its block run was moved on by another writer.
+    pub cancel_requested: bool,
+}
+
+/// How a block run goes on after one of its tries ended.
+#[derive(Clone, Debug)]
+pub enum BlockRunNext {
+    /// Another try is due at `retry_at`: the block run goes back to `queued`.
+    Retry { retry_at: Timestamp },
+    /// The block run ends with this status.
+    Finish { status: BlockRunStatus },
+}
+
+/// An artifact to record with a try's completion; its blob is already stored.
+#[derive(Clone, Debug)]
+pub struct NewArtifact {
+    pub name: String,
+    pub size: u64,
+    pub sha256: String,
+}
+
+/// The end of a try, applied in one transaction with its block run's change.
+#[derive(Clone, Debug)]
+pub struct TryCompletion {
+    pub try_id: TryId,
+    pub block_run_id: BlockRunId,
+    pub epoch: i64,
+    pub status: TryStatus,
+    pub at: Timestamp,
+    pub exit_code: Option<i32>,
+    pub error: Option<String>,
+    pub timed_out: bool,
+    pub outputs: BTreeMap<String, String>,
+    pub data: Option<DataRef>,
+    pub artifacts: Vec<NewArtifact>,
+    pub next: BlockRunNext,
+}
+
+/// The order of a run listing (by creation time, then id).
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub enum Order {
+    #[default]
+    NewestFirst,
+    OldestFirst,
+}
+
+/// A position in a run listing: the last run of the previous page.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct RunCursor {
+    pub created_at: Timestamp,
+    pub id: RunId,
+}
+
+/// Filters of a run listing. Every filter is backed by an index. An empty
+/// list filters nothing; a run matches every filter that is given.
+#[derive(Clone, Debug, Default)]
+pub struct RunQuery {
+    pub pipelines: Vec<String>,
+    pub statuses: Vec<RunStatus>,
+    pub tag: Option<String>,
+    /// `invoked_by.kind` values.
+    pub trigger_kinds: Vec<String>,
+    /// Runs created at or after this instant.
+    pub created_after: Option<Timestamp>,
+    /// Runs created strictly before this instant.
+    pub created_before: Option<Timestamp>,
+    pub order: Order,
+    /// Runs per page, between 1 and 1,000 (other values are clamped).
+    pub limit: u32,
+    /// Continue after this run: the `next_cursor` of the previous page.
+    pub cursor: Option<RunCursor>,
+}
+
+/// One page of runs.
+#[derive(Clone, Debug)]
+pub struct RunPage {
+    pub runs: Vec<RunRecord>,
+    /// Present when there may be more runs after this page.
+    pub next_cursor: Option<RunCursor>,
+}
+
+/// An audit event to append.
+#[derive(Clone, Debug)]
+pub struct NewAuditEvent {
+    pub at: Timestamp,
+    pub actor: String,
+    pub action: String,
+    pub target: String,
+    pub details: serde_json::Value,
+}

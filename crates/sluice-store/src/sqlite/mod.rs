@@ -1,0 +1,319 @@
+//! The SQLite backend of the [`Store`]: one file in WAL mode, shared safely by
+//! several processes (a `sluice up` and a `sluice run` on the same project).
+//!
+//! Concurrency model:
+//! - Every write that reads before it writes runs in a `BEGIN IMMEDIATE`
+//!   transaction, which takes SQLite's write lock up front, so two processes
+//!   never interleave a claim or a transition. A transaction that is dropped
+//!   before its commit rolls back. A write of one conditional statement runs
+//!   on its own (SQLite makes each statement atomic).
+//! - Within one process, writes also queue on an async mutex, so they wait
+//!   for each other in order instead of spinning in SQLite's busy handler.
+//! - Across processes, SQLite's `busy_timeout` makes a writer wait for the
+//!   lock; an error that still says "busy" is retried a few times with a
+//!   short backoff, then reported as [`Error::Unavailable`].
+
+mod audit;
+mod blocks;
+mod codec;
+mod executors;
+mod logs;
+mod run_list;
+mod runs;
+mod tries;
+
+use std::future::Future;
+use std::path::Path;
+use std::time::Duration;
+
+use async_trait::async_trait;
+use jiff::Timestamp;
+use sluice_core::ids::{BlockRunId, ExecutorId, RunId, TryId};
+use sluice_core::status::RunStatus;
+use sqlx::migrate::{Migration, MigrationType, Migrator};
+use sqlx::sqlite::{
+    SqliteConnectOptions, SqliteJournalMode, SqlitePool, SqlitePoolOptions, SqliteSynchronous,
+};
+use sqlx::{SqlSafeStr, Sqlite, Transaction};
+
+use crate::{
+    AttemptRecord, AuditEvent, BlockRunRecord, BlockRunTransition, Claim, ClaimRequest, CreatedRun,
+    Error, ExecutorRecord, LeaseState, LogChunk, NewAttempt, NewAuditEvent, NewRun, Result,
+    RunFlag, RunPage, RunQuery, RunRecord, RunTransition, Store, TryCompletion, TryRecord,
+};
+use codec::DbResultExt;
+
+/// The migrations of the SQLite schema, embedded in the binary.
+const MIGRATIONS: &[(i64, &str, &str)] = &[(
+    1,
+    "init",
+    include_str!("../../migrations/sqlite/0001_init.sql"),
+)];
+
+/// How long one statement waits for another process's write lock.
+const BUSY_TIMEOUT: Duration = Duration::from_secs(10);
+/// How often a write that still found the database busy is tried again.
+const BUSY_RETRIES: u32 = 4;
+/// The first pause before such a retry; each further pause doubles it.
+const BUSY_BACKOFF: Duration = Duration::from_millis(20);
+/// Connections of the pool: one writer at a time plus a few readers.
+const MAX_CONNECTIONS: u32 = 4;
+
+/// The SQLite implementation of [`Store`].
+pub struct SqliteStore {
+    pool: SqlitePool,
+    /// Queues this process's writes; see the module documentation.
+    write_lock: tokio::sync::Mutex<()>,
+}
+
+impl SqliteStore {
+    /// Opens the database at `path`, creating the file and its parent
+    /// directory when missing, and brings its schema up to date.
+    pub async fn open(path: &Path) -> Result<SqliteStore> {
+        if let Some(parent) = path
+            .parent()
+            .filter(|parent| !parent.as_os_str().is_empty())
+        {
+            tokio::fs::create_dir_all(parent)
+                .await
+                .map_err(|source| Error::Unavailable(sqlx::Error::Io(source)))?;
+        }
+        let options = SqliteConnectOptions::new()
+            .filename(path)
+            .create_if_missing(true)
+            .journal_mode(SqliteJournalMode::Wal)
+            .synchronous(SqliteSynchronous::Normal)
+            .foreign_keys(true)
+            .busy_timeout(BUSY_TIMEOUT);
+        let pool = connect(options).await?;
+        let store = SqliteStore {
+            pool,
+            write_lock: tokio::sync::Mutex::new(()),
+        };
+        store.write(|| store.migrate()).await?;
+        Ok(store)
+    }
+
+    /// Applies the pending migrations inside one `BEGIN IMMEDIATE`
+    /// transaction, so that two processes opening a new file at once do not
+    /// both try to create the schema (sqlx does not lock SQLite itself).
+    async fn migrate(&self) -> Result<()> {
+        let migrations = MIGRATIONS
+            .iter()
+            .map(|&(version, description, sql)| {
+                Migration::new(
+                    version,
+                    description.into(),
+                    MigrationType::Simple,
+                    sql.into_sql_str(),
+                    false,
+                )
+            })
+            .collect();
+        let migrator = Migrator::with_migrations(migrations);
+        let mut tx = self.begin().await?;
+        migrator
+            .run(&mut *tx)
+            .await
+            .map_err(|error| Error::Database(sqlx::Error::Migrate(Box::new(error))))?;
+        tx.commit().await.db()
+    }
+
+    /// Starts a transaction that holds the database's write lock from its
+    /// first statement on. Dropping it without a commit rolls it back.
+    async fn begin(&self) -> Result<Transaction<'static, Sqlite>> {
+        self.pool.begin_with("BEGIN IMMEDIATE").await.db()
+    }
+
+    /// Runs a write: queued behind this process's other writes, and tried
+    /// again with a growing pause while the database reports itself busy.
+    async fn write<T, F, Fut>(&self, mut op: F) -> Result<T>
+    where
+        F: FnMut() -> Fut,
+        Fut: Future<Output = Result<T>>,
+    {
+        let mut pause = BUSY_BACKOFF;
+        let mut retries = 0;
+        loop {
+            let outcome = {
+                let _queued = self.write_lock.lock().await;
+                op().await
+            };
+            match outcome {
+                Err(Error::Unavailable(error))
+                    if retries < BUSY_RETRIES && codec::is_busy(&error) =>
+                {
+                    retries += 1;
+                    tracing::debug!(retries, "database busy, trying the write again: {error}");
+                    tokio::time::sleep(pause).await;
+                    pause *= 2;
+                }
+                outcome => return outcome,
+            }
+        }
+    }
+}
+
+/// Opens the pool and its first connection. Turning a new file into WAL
+/// mode needs an exclusive lock, and SQLite refuses it at once, without
+/// waiting, when another process is creating the same file; so a busy
+/// database is tried again here too.
+async fn connect(options: SqliteConnectOptions) -> Result<SqlitePool> {
+    let mut pause = BUSY_BACKOFF;
+    let mut retries = 0;
+    loop {
+        let connected = SqlitePoolOptions::new()
+            .max_connections(MAX_CONNECTIONS)
+            .min_connections(1)
+            .acquire_timeout(Duration::from_secs(30))
+            .test_before_acquire(false)
+            .connect_with(options.clone())
+            .await;
+        match connected {
+            Err(error) if retries < BUSY_RETRIES && codec::is_busy(&error) => {
+                retries += 1;
+                tracing::debug!(retries, "database busy, opening it again: {error}");
+                tokio::time::sleep(pause).await;
+                pause *= 2;
+            }
+            connected => return connected.db(),
+        }
+    }
+}
+
+#[async_trait]
+impl Store for SqliteStore {
+    async fn put_pipeline_version(&self, sha256: &str, pipeline: &str, source: &str) -> Result<()> {
+        runs::put_pipeline_version(self, sha256, pipeline, source).await
+    }
+
+    async fn get_pipeline_version(&self, sha256: &str) -> Result<Option<String>> {
+        runs::get_pipeline_version(self, sha256).await
+    }
+
+    async fn create_run(&self, run: NewRun) -> Result<CreatedRun> {
+        runs::create_run(self, &run).await
+    }
+
+    async fn get_run(&self, id: &RunId) -> Result<Option<RunRecord>> {
+        runs::get_run(self, id).await
+    }
+
+    async fn list_runs(&self, query: &RunQuery) -> Result<RunPage> {
+        run_list::list_runs(self, query).await
+    }
+
+    async fn active_runs(&self, limit: u32) -> Result<Vec<RunRecord>> {
+        run_list::active_runs(self, limit).await
+    }
+
+    async fn count_runs(&self, pipeline: &str, statuses: &[RunStatus]) -> Result<u32> {
+        run_list::count_runs(self, pipeline, statuses).await
+    }
+
+    async fn transition_run(&self, change: &RunTransition) -> Result<bool> {
+        runs::transition_run(self, change).await
+    }
+
+    async fn request_cancel(&self, id: &RunId, by: &str, at: Timestamp) -> Result<bool> {
+        runs::request_cancel(self, id, by, at).await
+    }
+
+    async fn flag_run(&self, id: &RunId, flag: RunFlag) -> Result<bool> {
+        runs::flag_run(self, id, flag).await
+    }
+
+    async fn list_attempts(&self, id: &RunId) -> Result<Vec<AttemptRecord>> {
+        runs::list_attempts(self, id).await
+    }
+
+    async fn start_attempt(&self, attempt: &NewAttempt) -> Result<()> {
+        runs::start_attempt(self, attempt).await
+    }
+
+    async fn list_block_runs(
+        &self,
+        run: &RunId,
+        attempt: Option<u32>,
+    ) -> Result<Vec<BlockRunRecord>> {
+        blocks::list_block_runs(self, run, attempt).await
+    }
+
+    async fn get_block_run(&self, id: &BlockRunId) -> Result<Option<BlockRunRecord>> {
+        blocks::get_block_run(self, id).await
+    }
+
+    async fn transition_block_run(&self, change: &BlockRunTransition) -> Result<bool> {
+        blocks::transition_block_run(self, change).await
+    }
+
+    async fn claim(&self, request: &ClaimRequest) -> Result<Option<Claim>> {
+        tries::claim(self, request).await
+    }
+
+    async fn renew_lease(
+        &self,
+        try_id: &TryId,
+        epoch: i64,
+        expires_at: Timestamp,
+    ) -> Result<LeaseState> {
+        tries::renew_lease(self, try_id, epoch, expires_at).await
+    }
+
+    async fn complete_try(&self, completion: &TryCompletion) -> Result<()> {
+        tries::complete_try(self, completion).await
+    }
+
+    async fn expired_tries(&self, now: Timestamp, limit: u32) -> Result<Vec<TryRecord>> {
+        tries::expired_tries(self, now, limit).await
+    }
+
+    async fn list_run_tries(&self, run: &RunId) -> Result<Vec<TryRecord>> {
+        tries::list_run_tries(self, run).await
+    }
+
+    async fn list_tries(&self, block_run: &BlockRunId) -> Result<Vec<TryRecord>> {
+        tries::list_tries(self, block_run).await
+    }
+
+    async fn append_log_chunk(&self, chunk: &LogChunk, epoch: i64) -> Result<()> {
+        logs::append_log_chunk(self, chunk, epoch).await
+    }
+
+    async fn read_log(
+        &self,
+        try_id: &TryId,
+        after_seq: Option<u64>,
+        limit: u32,
+    ) -> Result<Vec<LogChunk>> {
+        logs::read_log(self, try_id, after_seq, limit).await
+    }
+
+    async fn list_artifacts(&self, run: &RunId) -> Result<Vec<crate::ArtifactRecord>> {
+        logs::list_artifacts(self, run).await
+    }
+
+    async fn append_audit(&self, event: &NewAuditEvent) -> Result<()> {
+        audit::append_audit(self, event).await
+    }
+
+    async fn list_audit(&self, limit: u32, before_id: Option<i64>) -> Result<Vec<AuditEvent>> {
+        audit::list_audit(self, limit, before_id).await
+    }
+
+    async fn register_executor(&self, executor: &ExecutorRecord) -> Result<()> {
+        executors::register_executor(self, executor).await
+    }
+
+    async fn heartbeat_executor(&self, id: &ExecutorId, at: Timestamp) -> Result<()> {
+        executors::heartbeat_executor(self, id, at).await
+    }
+
+    async fn get_executor(&self, id: &ExecutorId) -> Result<Option<ExecutorRecord>> {
+        executors::get_executor(self, id).await
+    }
+
+    async fn remove_executor(&self, id: &ExecutorId) -> Result<()> {
+        executors::remove_executor(self, id).await
+    }
+}
