@@ -132,7 +132,12 @@ fn fan(n: usize) -> String {
         yaml.push_str(&format!("  f{i}:\n    run: 'true'\n    needs: [root]\n"));
     }
     yaml.push_str("  join:\n    run: 'true'\n    needs: [");
-    yaml.push_str(&(0..n).map(|i| format!("f{i}")).collect::<Vec<_>>().join(", "));
+    yaml.push_str(
+        &(0..n)
+            .map(|i| format!("f{i}"))
+            .collect::<Vec<_>>()
+            .join(", "),
+    );
     yaml.push_str("]\n");
     yaml
 }

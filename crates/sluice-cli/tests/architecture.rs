@@ -8,12 +8,26 @@ fn allowed() -> BTreeMap<&'static str, BTreeSet<&'static str>> {
         ("sluice-core", &[]),
         ("sluice-store", &["sluice-core"]),
         ("sluice-exec", &["sluice-core"]),
-        ("sluice-engine", &["sluice-core", "sluice-store", "sluice-exec"]),
+        (
+            "sluice-engine",
+            &["sluice-core", "sluice-store", "sluice-exec"],
+        ),
         ("sluice-proto", &[]),
-        ("sluice-api", &["sluice-core", "sluice-engine", "sluice-proto"]),
+        (
+            "sluice-api",
+            &["sluice-core", "sluice-engine", "sluice-proto"],
+        ),
         ("sluice-web", &["sluice-core", "sluice-engine"]),
         ("sluice-client", &["sluice-proto"]),
-        ("sluice-agent", &["sluice-client", "sluice-exec", "sluice-proto", "sluice-core"]),
+        (
+            "sluice-agent",
+            &[
+                "sluice-client",
+                "sluice-exec",
+                "sluice-proto",
+                "sluice-core",
+            ],
+        ),
         (
             "sluice-cli",
             &[
@@ -28,7 +42,16 @@ fn allowed() -> BTreeMap<&'static str, BTreeSet<&'static str>> {
                 "sluice-agent",
             ],
         ),
-        ("sluice-bench", &["sluice-core", "sluice-store", "sluice-engine", "sluice-client", "sluice-proto"]),
+        (
+            "sluice-bench",
+            &[
+                "sluice-core",
+                "sluice-store",
+                "sluice-engine",
+                "sluice-client",
+                "sluice-proto",
+            ],
+        ),
     ];
     edges
         .iter()
@@ -39,7 +62,13 @@ fn allowed() -> BTreeMap<&'static str, BTreeSet<&'static str>> {
 #[test]
 fn crates_depend_only_along_the_allowed_edges() {
     let output = std::process::Command::new(env!("CARGO"))
-        .args(["metadata", "--format-version", "1", "--no-deps", "--offline"])
+        .args([
+            "metadata",
+            "--format-version",
+            "1",
+            "--no-deps",
+            "--offline",
+        ])
         .current_dir(env!("CARGO_MANIFEST_DIR"))
         .output()
         .expect("run cargo metadata");
@@ -54,7 +83,9 @@ fn crates_depend_only_along_the_allowed_edges() {
     for package in metadata["packages"].as_array().unwrap() {
         let name = package["name"].as_str().unwrap();
         let Some(permitted) = allowed.get(name) else {
-            panic!("crate `{name}` is not in the layout of DESIGN §9; add it to this test deliberately");
+            panic!(
+                "crate `{name}` is not in the layout of DESIGN §9; add it to this test deliberately"
+            );
         };
         seen += 1;
         for dependency in package["dependencies"].as_array().unwrap() {

@@ -59,9 +59,11 @@ blocks:
     let slow = block(&details, None, "slow");
     assert_eq!(slow["status"], "failed");
     assert_eq!(slow["timed_out"], true);
-    wait_until("the block's processes to be gone", Duration::from_secs(5), || {
-        !process_with(&marker)
-    });
+    wait_until(
+        "the block's processes to be gone",
+        Duration::from_secs(5),
+        || !process_with(&marker),
+    );
 }
 
 #[test]
@@ -89,18 +91,29 @@ blocks:
         block_status(&project, &run_id, "long") == "running"
     });
     let cancel = project.sluice(&["runs", "cancel", &run_id]);
-    assert!(cancel.status.success(), "{}", String::from_utf8_lossy(&cancel.stderr));
+    assert!(
+        cancel.status.success(),
+        "{}",
+        String::from_utf8_lossy(&cancel.stderr)
+    );
     let status = child.wait().unwrap();
     assert_eq!(status.code(), Some(1));
     let details = project.show(&run_id);
     assert_eq!(details["run"]["status"], "cancelled");
     assert!(details["run"]["cancel_requested_at"].is_string());
-    assert!(details["run"]["cancel_requested_by"].as_str().unwrap().contains('@'));
+    assert!(
+        details["run"]["cancel_requested_by"]
+            .as_str()
+            .unwrap()
+            .contains('@')
+    );
     assert_eq!(status_of(&details, "long"), "cancelled");
     assert_eq!(status_of(&details, "after"), "cancelled");
-    wait_until("the block's processes to be gone", Duration::from_secs(15), || {
-        !process_with(&marker)
-    });
+    wait_until(
+        "the block's processes to be gone",
+        Duration::from_secs(15),
+        || !process_with(&marker),
+    );
 }
 
 #[test]
@@ -121,7 +134,12 @@ fn ctrl_c_cancels_the_run_cleanly() {
     assert_eq!(status.code(), Some(1));
     let details = project.show(&run_id);
     assert_eq!(details["run"]["status"], "cancelled");
-    assert!(details["run"]["cancel_requested_by"].as_str().unwrap().contains("ctrl-c"));
+    assert!(
+        details["run"]["cancel_requested_by"]
+            .as_str()
+            .unwrap()
+            .contains("ctrl-c")
+    );
     assert!(!process_with(&marker));
 }
 
@@ -156,7 +174,12 @@ blocks:
     // Retry incomplete: `a` is reused, `b` and `c` run again.
     project.write("fixed", "");
     let retried = project.sluice(&["runs", "retry", &run_id, "--output", "json"]);
-    assert_eq!(retried.status.code(), Some(0), "{}", String::from_utf8_lossy(&retried.stderr));
+    assert_eq!(
+        retried.status.code(),
+        Some(0),
+        "{}",
+        String::from_utf8_lossy(&retried.stderr)
+    );
     let details = project.show(&run_id);
     assert_eq!(details["run"]["attempt"], 2);
     assert_eq!(details["run"]["status"], "completed");
@@ -172,12 +195,23 @@ blocks:
 
     // Retry from a block: `b` and `c` rerun, `a` reused.
     let from = project.sluice(&["runs", "retry", &run_id, "--from", "b"]);
-    assert_eq!(from.status.code(), Some(0), "{}", String::from_utf8_lossy(&from.stderr));
+    assert_eq!(
+        from.status.code(),
+        Some(0),
+        "{}",
+        String::from_utf8_lossy(&from.stderr)
+    );
     let details = project.show(&run_id);
     assert_eq!(details["run"]["attempt"], 3);
     assert_eq!(block(&details, Some(3), "a")["reused_from_attempt"], 1);
     assert!(block(&details, Some(3), "b")["reused_from_attempt"].is_null());
-    assert_eq!(block(&details, Some(3), "b")["tries"].as_array().unwrap().len(), 1);
+    assert_eq!(
+        block(&details, Some(3), "b")["tries"]
+            .as_array()
+            .unwrap()
+            .len(),
+        1
+    );
     assert_eq!(details["attempts"][2]["mode"], "from_block");
     assert_eq!(details["attempts"][2]["from_block"], "b");
 
@@ -199,13 +233,19 @@ blocks:
 fn retrying_a_running_run_is_refused() {
     let project = Project::new();
     let marker = sleep_marker();
-    project.pipeline("busy", &format!("blocks:\n  wait:\n    run: sleep {marker}\n"));
+    project.pipeline(
+        "busy",
+        &format!("blocks:\n  wait:\n    run: sleep {marker}\n"),
+    );
     let mut child = project.spawn(&["run", "busy"]);
     let run_id = newest_run(&project, "busy");
     let refused = project.sluice(&["runs", "retry", &run_id]);
     assert_eq!(refused.status.code(), Some(2));
     let stderr = String::from_utf8_lossy(&refused.stderr);
-    assert!(stderr.contains("only a finished run can be retried"), "{stderr}");
+    assert!(
+        stderr.contains("only a finished run can be retried"),
+        "{stderr}"
+    );
     project.sluice(&["runs", "cancel", &run_id]);
     child.wait().unwrap();
 }
@@ -246,9 +286,20 @@ blocks:
     assert_eq!(second.wait().unwrap().code(), Some(0));
     let first = project.show(&first_id);
     let second = project.show(&second_id);
-    let finished: jiff::Timestamp = first["run"]["finished_at"].as_str().unwrap().parse().unwrap();
-    let started: jiff::Timestamp = second["run"]["started_at"].as_str().unwrap().parse().unwrap();
-    assert!(started >= finished, "the second run started before the first ended");
+    let finished: jiff::Timestamp = first["run"]["finished_at"]
+        .as_str()
+        .unwrap()
+        .parse()
+        .unwrap();
+    let started: jiff::Timestamp = second["run"]["started_at"]
+        .as_str()
+        .unwrap()
+        .parse()
+        .unwrap();
+    assert!(
+        started >= finished,
+        "the second run started before the first ended"
+    );
 }
 
 #[test]
@@ -300,12 +351,17 @@ fn a_run_timeout_ends_the_run_with_its_timeout_status() {
         assert_eq!(code, 1);
         assert_eq!(run["status"], expected, "{run:#}");
         assert_eq!(run["timed_out"], true);
-        assert!(run["error"].as_str().unwrap().contains("timed out"), "{run:#}");
+        assert!(
+            run["error"].as_str().unwrap().contains("timed out"),
+            "{run:#}"
+        );
         let details = project.show(run["id"].as_str().unwrap());
         assert_eq!(status_of(&details, "slow"), "cancelled");
-        wait_until("the block's process to be gone", Duration::from_secs(15), || {
-            !process_with(&marker)
-        });
+        wait_until(
+            "the block's process to be gone",
+            Duration::from_secs(15),
+            || !process_with(&marker),
+        );
     }
 }
 
@@ -382,9 +438,16 @@ fn a_killed_sluice_run_is_finished_by_the_next_command() {
     assert_eq!(wait_block["tries"][0]["status"], "lost");
     assert_eq!(status_of(&details, "after"), "cancelled");
     // The orphaned block process does not matter to the ledger; clean it up.
-    let _ = std::process::Command::new("pkill").args(["-f", &marker]).status();
+    let _ = std::process::Command::new("pkill")
+        .args(["-f", &marker])
+        .status();
     // And the run can be retried.
     project.write("release", "");
     let retried = project.sluice(&["runs", "retry", &run_id]);
-    assert_eq!(retried.status.code(), Some(0), "{}", String::from_utf8_lossy(&retried.stderr));
+    assert_eq!(
+        retried.status.code(),
+        Some(0),
+        "{}",
+        String::from_utf8_lossy(&retried.stderr)
+    );
 }

@@ -15,7 +15,11 @@ fn the_example_project_runs_to_completion() {
         .arg(project.path().join("demo"))
         .output()
         .unwrap();
-    assert!(init.status.success(), "{}", String::from_utf8_lossy(&init.stderr));
+    assert!(
+        init.status.success(),
+        "{}",
+        String::from_utf8_lossy(&init.stderr)
+    );
     // Run the example where `init` put it.
     let output = std::process::Command::new(common::BIN)
         .args(["run", "etl", "--output", "json", "--project"])
@@ -233,8 +237,14 @@ blocks:
         String::from_utf8_lossy(&listed.stdout).into_owned(),
         serde_json::to_string(&run).unwrap(),
     ] {
-        assert!(!text.contains("hunter2-canary-value"), "secret leaked: {text}");
-        assert!(!text.contains("aHVudGVyMi1jYW5hcnktdmFsdWU"), "base64 leaked: {text}");
+        assert!(
+            !text.contains("hunter2-canary-value"),
+            "secret leaked: {text}"
+        );
+        assert!(
+            !text.contains("aHVudGVyMi1jYW5hcnktdmFsdWU"),
+            "base64 leaked: {text}"
+        );
     }
     let details = project.show(run_id);
     assert_eq!(details["run"]["variables"]["token"]["value"], "***");
@@ -259,7 +269,10 @@ blocks:
     let evil = r#"$(touch pwned); ' " \"#;
     let (code, run) = project.run("quoting", &["-v", &format!("evil={evil}")]);
     assert_eq!(code, 0, "{run:#}");
-    assert!(!project.path().join("pwned").exists(), "the variable ran as code");
+    assert!(
+        !project.path().join("pwned").exists(),
+        "the variable ran as code"
+    );
     let via_template = std::fs::read_to_string(project.path().join("via_template.txt")).unwrap();
     let via_env = std::fs::read_to_string(project.path().join("via_env.txt")).unwrap();
     assert_eq!(via_template, evil);
@@ -300,7 +313,11 @@ blocks:
     let block_run_id = produce["id"].as_str().unwrap();
 
     let sample = project.sluice(&["blocks", "output", block_run_id, "--sample", "3"]);
-    assert!(sample.status.success(), "{}", String::from_utf8_lossy(&sample.stderr));
+    assert!(
+        sample.status.success(),
+        "{}",
+        String::from_utf8_lossy(&sample.stderr)
+    );
     assert_eq!(
         String::from_utf8_lossy(&sample.stdout),
         "id,name\n0,row 0\n1,row 1\n2,row 2\n"
@@ -317,7 +334,10 @@ blocks:
             .map(|byte| format!("{byte:02x}"))
             .collect::<String>()
     };
-    let report = artifacts.iter().find(|a| a["name"] == "report.txt").unwrap();
+    let report = artifacts
+        .iter()
+        .find(|a| a["name"] == "report.txt")
+        .unwrap();
     assert_eq!(report["sha256"], expected(b"a report\n"));
     assert_eq!(report["size"], 9);
     let extra_bytes: Vec<u8> = (0..10).flat_map(|_| 0u8..=255).collect();
@@ -346,6 +366,9 @@ blocks:
     let output = project.sluice(&["run", "needs_vars"]);
     assert_eq!(output.status.code(), Some(2));
     let stderr = String::from_utf8_lossy(&output.stderr);
-    assert!(stderr.contains("day") && stderr.contains("region"), "{stderr}");
+    assert!(
+        stderr.contains("day") && stderr.contains("region"),
+        "{stderr}"
+    );
     assert!(project.list(&[]).is_empty(), "no run may be created");
 }

@@ -229,10 +229,7 @@ impl Engine {
 }
 
 /// What to run for a block, or why it cannot run.
-fn command_for(
-    block: &Block,
-    context: &EvalContext<'_>,
-) -> std::result::Result<Command, String> {
+fn command_for(block: &Block, context: &EvalContext<'_>) -> std::result::Result<Command, String> {
     match &block.kind {
         BlockKind::Run { command } => command
             .render_shell(context)
@@ -305,7 +302,12 @@ async fn execute(engine: &Engine, claim: Claim, cancel: CancellationToken) -> Re
             let mut inputs = serde_json::Map::new();
             for need in &block.needs {
                 if let Some(fact) = facts.get(need) {
-                    inputs.insert(need.clone(), serde_json::to_value(&fact.outputs)?);
+                    let outputs = fact
+                        .outputs
+                        .iter()
+                        .map(|(key, value)| (key.clone(), serde_json::Value::String(value.clone())))
+                        .collect();
+                    inputs.insert(need.clone(), serde_json::Value::Object(outputs));
                 }
             }
             let scratch_dir = engine.config().scratch_dir.join(attempt_try.id.as_str());
@@ -485,7 +487,11 @@ async fn run_with_lease(
                 () = tokio::time::sleep(renew_every) => {}
             }
             let expires = add(lease_engine.clock().now(), lease_engine.config().lease_ttl);
-            match lease_engine.store().renew_lease(&lease_try, epoch, expires).await {
+            match lease_engine
+                .store()
+                .renew_lease(&lease_try, epoch, expires)
+                .await
+            {
                 Ok(state) if state.cancel_requested => lease_cancel.cancel(),
                 Ok(_) => {}
                 Err(sluice_store::Error::StaleLease(_)) => {

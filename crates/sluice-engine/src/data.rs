@@ -59,11 +59,12 @@ pub fn parse_table(bytes: &[u8], format: &str, limit: Option<usize>) -> Result<T
                 table.truncated = true;
                 break;
             }
-            let value: serde_json::Value =
-                serde_json::from_slice(line).map_err(|error| Error::invalid(
+            let value: serde_json::Value = serde_json::from_slice(line).map_err(|error| {
+                Error::invalid(
                     format!("the data output is not valid JSON lines: {error}"),
                     Some("write one JSON object per line to $SLUICE_DATA".to_owned()),
-                ))?;
+                )
+            })?;
             let object = value.as_object().cloned().unwrap_or_default();
             for key in object.keys() {
                 if !table.columns.contains(key) {
@@ -87,9 +88,7 @@ pub fn parse_table(bytes: &[u8], format: &str, limit: Option<usize>) -> Result<T
         }
         return Ok(table);
     }
-    let mut reader = csv::ReaderBuilder::new()
-        .flexible(true)
-        .from_reader(bytes);
+    let mut reader = csv::ReaderBuilder::new().flexible(true).from_reader(bytes);
     let bad_csv = |error: csv::Error| {
         Error::invalid(
             format!("the data output is not valid CSV: {error}"),
@@ -116,7 +115,11 @@ pub fn parse_table(bytes: &[u8], format: &str, limit: Option<usize>) -> Result<T
 impl Engine {
     /// A block run's outputs and the first `sample` rows of its data output
     /// (every row when `None`).
-    pub async fn block_output(&self, id: &BlockRunId, sample: Option<usize>) -> Result<BlockOutput> {
+    pub async fn block_output(
+        &self,
+        id: &BlockRunId,
+        sample: Option<usize>,
+    ) -> Result<BlockOutput> {
         let block_run = self.get_block_run(id).await?;
         let (data_format, data) = match &block_run.data {
             Some(data) => {

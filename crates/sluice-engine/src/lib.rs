@@ -167,8 +167,8 @@ impl Engine {
 
     /// Waits until something wakes the engine or the poll interval passes.
     pub async fn wait_for_change(&self) {
-        let _ = tokio::time::timeout(self.inner.config.poll_interval, self.inner.wake.notified())
-            .await;
+        let _ =
+            tokio::time::timeout(self.inner.config.poll_interval, self.inner.wake.notified()).await;
     }
 
     pub(crate) fn publish(&self, event: Event) {

@@ -85,7 +85,9 @@ impl Project {
                 .to_owned();
             let display = format!(
                 "pipelines/{}",
-                path.file_name().and_then(|n| n.to_str()).unwrap_or_default()
+                path.file_name()
+                    .and_then(|n| n.to_str())
+                    .unwrap_or_default()
             );
             let bytes = std::fs::read(&path).map_err(|source| LoadError::Io {
                 path: path.clone(),

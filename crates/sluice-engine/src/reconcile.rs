@@ -128,7 +128,10 @@ impl Engine {
         let mut changes = 0;
         let now = self.clock().now();
         for attempt_try in self.store().expired_tries(now, ACTIVE_BATCH).await? {
-            let Some(block_run) = self.store().get_block_run(&attempt_try.block_run_id).await?
+            let Some(block_run) = self
+                .store()
+                .get_block_run(&attempt_try.block_run_id)
+                .await?
             else {
                 continue;
             };
@@ -199,7 +202,10 @@ impl Engine {
                 .await?;
             }
             if spec.timeout_status != TimeoutStatus::Warning
-                && self.store().request_cancel(&run.id, TIMEOUT_ACTOR, now).await?
+                && self
+                    .store()
+                    .request_cancel(&run.id, TIMEOUT_ACTOR, now)
+                    .await?
             {
                 changes += 1;
                 self.cancel_local_tries(&run.id);
@@ -318,7 +324,10 @@ impl Engine {
                 break;
             }
         }
-        if block_runs.iter().all(|block_run| block_run.status.is_terminal()) {
+        if block_runs
+            .iter()
+            .all(|block_run| block_run.status.is_terminal())
+        {
             changes += usize::from(self.finish_run(run, &spec, &block_runs).await?);
         } else if changes > 0 {
             self.wake();
@@ -364,9 +373,7 @@ impl Engine {
                 BlockRunStatus::Failed | BlockRunStatus::UpstreamFailed | BlockRunStatus::Cancelled
             )
         });
-        let upstream_skipped = upstreams
-            .iter()
-            .any(|status| *status == BlockRunStatus::ConditionFailed);
+        let upstream_skipped = upstreams.contains(&BlockRunStatus::ConditionFailed);
         let explicit_status_check = block
             .condition
             .as_ref()
@@ -398,7 +405,10 @@ impl Engine {
                 Err(error) => {
                     return Some((
                         BlockRunStatus::Failed,
-                        Some(format!("cannot evaluate `if: {}`: {error}", condition.source())),
+                        Some(format!(
+                            "cannot evaluate `if: {}`: {error}",
+                            condition.source()
+                        )),
                     ));
                 }
             }
@@ -451,7 +461,10 @@ impl Engine {
                 BlockRunStatus::UpstreamFailed | BlockRunStatus::Cancelled
             )
         }) {
-            (RunStatus::Failed, Some("some blocks did not run".to_owned()))
+            (
+                RunStatus::Failed,
+                Some("some blocks did not run".to_owned()),
+            )
         } else {
             (RunStatus::Completed, None)
         };

@@ -126,8 +126,7 @@ impl Engine {
         // shows that a run was asked for and why it did not happen.
         let mut status = RunStatus::Initial;
         let mut error = None;
-        if let (Some(limit), sluice_core::spec::OnLimit::Skip) = (spec.concurrency, spec.on_limit)
-        {
+        if let (Some(limit), sluice_core::spec::OnLimit::Skip) = (spec.concurrency, spec.on_limit) {
             let active = self.count_active_runs(&spec.name).await?;
             if active >= limit.get() {
                 status = RunStatus::Cancelled;
@@ -211,7 +210,9 @@ impl Engine {
                 .await?;
         }
         self.wake();
-        self.get_run(run_id).await
+        let mut run = self.get_run(run_id).await?;
+        crate::queries::mask_run(&mut run);
+        Ok(run)
     }
 
     /// Ends every block run of the run's latest attempt that has not started.
@@ -419,7 +420,9 @@ impl Engine {
             status: RunStatus::Initial,
         });
         self.wake();
-        self.get_run(&run.id).await
+        let mut run = self.get_run(&run.id).await?;
+        crate::queries::mask_run(&mut run);
+        Ok(run)
     }
 
     /// A run by id, or `NotFound`.

@@ -67,10 +67,8 @@ pub fn init(dir: Option<PathBuf>) -> CommandResult {
 pub fn validate(project: &ProjectArgs) -> CommandResult {
     // Invalid pipeline files make `validate` exit 1 (the check failed), not
     // 2 (the command was misused).
-    let loaded = context::load_project(&project.dir()).map_err(|failure| Failure {
-        code: 1,
-        ..failure
-    })?;
+    let loaded =
+        context::load_project(&project.dir()).map_err(|failure| Failure { code: 1, ..failure })?;
     eprintln!(
         "{} pipeline(s) valid: {}",
         loaded.pipelines.len(),
@@ -109,7 +107,10 @@ pub async fn blocks_output(
                 }
                 return Err(Failure::bad_input(
                     format!("block run {block_run} wrote no data output"),
-                    Some("its outputs are printed above; pass --format json to get them as JSON".to_owned()),
+                    Some(
+                        "its outputs are printed above; pass --format json to get them as JSON"
+                            .to_owned(),
+                    ),
                 ));
             }
         },

@@ -157,7 +157,10 @@ async fn finish(
     let driven = drive_run(engine, agent, run_id).await;
     interrupt.abort();
     let run = match driven {
-        Ok(run) => run,
+        Ok(mut run) => {
+            sluice_engine::queries::mask_run(&mut run);
+            run
+        }
         Err(error) => {
             progress.abort();
             return Err(error.into());
@@ -257,7 +260,9 @@ async fn show_progress(
                         line.elapsed = line.since.map(|since| since.elapsed().as_secs_f64());
                     }
                     line.status = status;
-                    if !terminal {
+                    // A try's start is printed by its `TryStarted` event,
+                    // which knows the try number.
+                    if !terminal && status != BlockRunStatus::Running {
                         let detail = if status == BlockRunStatus::Queued && line.try_number > 0 {
                             " (retry pending)".to_owned()
                         } else {
@@ -278,8 +283,12 @@ async fn show_progress(
             }) if of == run_id => {
                 if let Some(line) = lines.get_mut(&block) {
                     line.try_number = try_number;
-                    if !terminal && try_number > 1 {
-                        eprintln!("{block} try {try_number}");
+                    if !terminal {
+                        if try_number > 1 {
+                            eprintln!("{block} running (try {try_number})");
+                        } else {
+                            eprintln!("{block} running");
+                        }
                     }
                 }
             }
@@ -294,7 +303,9 @@ async fn show_progress(
                 out.push_str(&format!("\x1b[{drawn}A"));
             }
             for block in &order {
-                let Some(line) = lines.get(block) else { continue };
+                let Some(line) = lines.get(block) else {
+                    continue;
+                };
                 let elapsed = match (line.elapsed, line.since) {
                     (Some(seconds), _) => output::human(seconds),
                     (None, Some(since)) => output::human(since.elapsed().as_secs_f64()),

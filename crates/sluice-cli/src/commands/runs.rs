@@ -262,9 +262,7 @@ pub fn render_details(details: &RunDetails) -> String {
             &rows,
         ));
         for details in &attempt.block_runs {
-            if details.tries.len() > 1
-                || details.tries.iter().any(|t| t.error.is_some())
-            {
+            if details.tries.len() > 1 || details.tries.iter().any(|t| t.error.is_some()) {
                 for attempt_try in &details.tries {
                     out.push_str(&format!(
                         "    {} try {}: {} {}{}\n",
@@ -301,7 +299,10 @@ pub fn render_details(details: &RunDetails) -> String {
 }
 
 /// The tries whose logs to print, in order.
-async fn selected_tries(engine: &Engine, args: &LogsArgs) -> Result<Vec<(String, TryRecord)>, Failure> {
+async fn selected_tries(
+    engine: &Engine,
+    args: &LogsArgs,
+) -> Result<Vec<(String, TryRecord)>, Failure> {
     let details = engine.run_details(&RunId(args.run.clone())).await?;
     let attempt_number = args.attempt.unwrap_or(details.run.attempt);
     let attempt = details
@@ -328,7 +329,11 @@ async fn selected_tries(engine: &Engine, args: &LogsArgs) -> Result<Vec<(String,
     let mut tries: Vec<(String, TryRecord)> = attempt
         .block_runs
         .iter()
-        .filter(|details| args.block.as_ref().is_none_or(|block| &details.block_run.block == block))
+        .filter(|details| {
+            args.block
+                .as_ref()
+                .is_none_or(|block| &details.block_run.block == block)
+        })
         .flat_map(|details| {
             details
                 .tries
@@ -340,7 +345,7 @@ async fn selected_tries(engine: &Engine, args: &LogsArgs) -> Result<Vec<(String,
                 .map(|attempt_try| (details.block_run.block.clone(), attempt_try.clone()))
         })
         .collect();
-    tries.sort_by(|a, b| a.1.started_at.cmp(&b.1.started_at));
+    tries.sort_by_key(|(_, attempt_try)| attempt_try.started_at);
     Ok(tries)
 }
 
