@@ -23,11 +23,15 @@ pub fn load_project(dir: &Path) -> Result<Project, Failure> {
             ),
         ),
         LoadError::Invalid(diagnostics) => Failure::bad_input(
-            diagnostics
-                .iter()
-                .map(ToString::to_string)
-                .collect::<Vec<_>>()
-                .join("\n"),
+            format!(
+                "{} error(s) in the project's pipeline files\n{}",
+                diagnostics.len(),
+                diagnostics
+                    .iter()
+                    .map(ToString::to_string)
+                    .collect::<Vec<_>>()
+                    .join("\n")
+            ),
             Some("fix the pipeline files, then check them with `sluice validate`".to_owned()),
         ),
     })
