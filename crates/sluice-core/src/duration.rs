@@ -111,7 +111,8 @@ impl FromStr for Duration {
                 .ok_or_else(|| ParseError::Overflow(trimmed.to_owned()))?;
             rest = after;
         }
-        let millis = u64::try_from(total_millis).map_err(|_| ParseError::Overflow(trimmed.to_owned()))?;
+        let millis =
+            u64::try_from(total_millis).map_err(|_| ParseError::Overflow(trimmed.to_owned()))?;
         Ok(Duration::from_millis(millis))
     }
 }

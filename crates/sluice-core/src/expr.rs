@@ -14,7 +14,8 @@
 //! case-sensitively. `&&` and `||` return one of their operands, so
 //! `${{ vars.region || 'eu' }}` picks a fallback. `false`, `null`, `0`, and
 //! `''` are false; everything else is true. A missing output or block is
-//! `null`, not an error.
+//! `null`, not an error; a variable the run does not have is an error
+//! (validation already makes sure every variable read is declared).
 
 mod parse;
 
@@ -313,10 +314,9 @@ fn evaluate(node: &Node, ctx: &EvalContext<'_>) -> Result<Value, EvalError> {
             .get(block)
             .and_then(|facts| facts.outputs.get(key))
             .map_or(Value::Null, |value| Value::String(value.clone())),
-        Node::Status(block) => ctx
-            .blocks
-            .get(block)
-            .map_or(Value::Null, |facts| Value::String(facts.status.as_str().to_owned())),
+        Node::Status(block) => ctx.blocks.get(block).map_or(Value::Null, |facts| {
+            Value::String(facts.status.as_str().to_owned())
+        }),
         Node::Run(RunField::Id) => Value::String(ctx.run.id.clone()),
         Node::Run(RunField::Pipeline) => Value::String(ctx.run.pipeline.clone()),
         Node::Run(RunField::Attempt) => Value::from(ctx.run.attempt),
@@ -370,9 +370,9 @@ fn call(function: Function, arguments: &[Value], ctx: &EvalContext<'_>) -> bool 
         }),
         Function::Always => true,
         Function::Contains => match (&arguments[0], &arguments[1]) {
-            (Value::Array(items), needle) => items
-                .iter()
-                .any(|item| compare(BinaryOp::Eq, item, needle)),
+            (Value::Array(items), needle) => {
+                items.iter().any(|item| compare(BinaryOp::Eq, item, needle))
+            }
             (haystack, needle) => to_text(haystack).contains(&to_text(needle)),
         },
         Function::StartsWith => to_text(&arguments[0]).starts_with(&to_text(&arguments[1])),
@@ -425,7 +425,10 @@ fn compare(op: BinaryOp, left: &Value, right: &Value) -> bool {
         (Value::String(a), Value::String(b)) => Some(a.cmp(b)),
         (Value::Null, Value::Null) => Some(Ordering::Equal),
         (Value::Bool(a), Value::Bool(b)) => Some(a.cmp(b)),
-        (Value::Array(_), _) | (_, Value::Array(_)) | (Value::Object(_), _) | (_, Value::Object(_)) => {
+        (Value::Array(_), _)
+        | (_, Value::Array(_))
+        | (Value::Object(_), _)
+        | (_, Value::Object(_)) => {
             // Containers are only ever equal to an identical container.
             if left == right {
                 Some(Ordering::Equal)

@@ -41,9 +41,15 @@ fn run_transitions_follow_the_table() {
 
 #[test]
 fn terminal_run_statuses_are_final() {
-    for from in RunStatus::ALL.into_iter().filter(|status| status.is_terminal()) {
+    for from in RunStatus::ALL
+        .into_iter()
+        .filter(|status| status.is_terminal())
+    {
         for to in RunStatus::ALL {
-            assert!(!from.can_transition_to(to), "{from} -> {to} must be refused");
+            assert!(
+                !from.can_transition_to(to),
+                "{from} -> {to} must be refused"
+            );
         }
     }
 }
@@ -80,9 +86,15 @@ fn block_run_transitions_follow_the_table() {
         }
     }
     assert_eq!(checked, 64);
-    for from in BlockRunStatus::ALL.into_iter().filter(|status| status.is_terminal()) {
+    for from in BlockRunStatus::ALL
+        .into_iter()
+        .filter(|status| status.is_terminal())
+    {
         for to in BlockRunStatus::ALL {
-            assert!(!from.can_transition_to(to), "{from} -> {to} must be refused");
+            assert!(
+                !from.can_transition_to(to),
+                "{from} -> {to} must be refused"
+            );
         }
     }
 }
@@ -98,8 +110,5 @@ fn statuses_round_trip_through_their_names() {
         assert_eq!(status.as_str().parse::<BlockRunStatus>(), Ok(status));
     }
     assert!("done".parse::<RunStatus>().is_err());
-    assert_eq!(
-        BlockRunStatus::UpstreamFailed.as_str(),
-        "upstream_failed"
-    );
+    assert_eq!(BlockRunStatus::UpstreamFailed.as_str(), "upstream_failed");
 }

@@ -209,7 +209,10 @@ pub(super) fn parse(src: &str, base: usize) -> Result<Node, ExprError> {
     if let Some((token, offset)) = parser.tokens.get(parser.position) {
         return Err(error(
             *offset,
-            format!("unexpected {} after the end of the expression", token.describe()),
+            format!(
+                "unexpected {} after the end of the expression",
+                token.describe()
+            ),
         ));
     }
     Ok(node)
@@ -357,8 +360,8 @@ impl Parser {
                 Ok(Node::Var(variable))
             }
             "run" => {
-                let field_offset = self.offset();
-                let field = self.segment("`id`, `pipeline` or `attempt` after `run.`")?;
+                let (field, field_offset) =
+                    self.segment_at("`id`, `pipeline` or `attempt` after `run.`")?;
                 let field = match field.as_str() {
                     "id" => RunField::Id,
                     "pipeline" => RunField::Pipeline,
@@ -375,8 +378,8 @@ impl Parser {
             }
             "blocks" => {
                 let block = self.segment("a block id after `blocks.`")?;
-                let field_offset = self.offset();
-                let field = self.segment("`outputs` or `status` after the block id")?;
+                let (field, field_offset) =
+                    self.segment_at("`outputs` or `status` after the block id")?;
                 match field.as_str() {
                     "status" => Ok(Node::Status(block)),
                     "outputs" => {
@@ -403,16 +406,20 @@ impl Parser {
         }
     }
 
-    /// Reads `.NAME`.
-    fn segment(&mut self, expected: &str) -> Result<String, ExprError> {
+    /// Reads `.NAME`; returns the name and its offset.
+    fn segment_at(&mut self, expected: &str) -> Result<(String, usize), ExprError> {
         if !self.eat(&Token::Dot) {
             return Err(error(self.offset(), format!("expected {expected}")));
         }
         let offset = self.offset();
         match self.next() {
-            Some((Token::Ident(name), _)) => Ok(name),
+            Some((Token::Ident(name), _)) => Ok((name, offset)),
             _ => Err(error(offset, format!("expected {expected}"))),
         }
+    }
+
+    fn segment(&mut self, expected: &str) -> Result<String, ExprError> {
+        self.segment_at(expected).map(|(name, _)| name)
     }
 
     fn call(&mut self, name: &str, offset: usize, depth: usize) -> Result<Node, ExprError> {

@@ -106,17 +106,22 @@ pub(crate) fn locate(source: &str, at: &Sp<String>, offset: usize) -> Position {
             column: at.pos.column + 1 + before.chars().count(),
         };
     }
-    if written.starts_with('|') {
-        return locate_in_literal_block(source, at.pos, value, before).unwrap_or(at.pos);
-    }
-    at.pos
+    // A `|` block: the position is that of the indicator or of the first
+    // line of content, depending on the parser.
+    let first_line = if written.starts_with('|') {
+        at.pos.line + 1
+    } else {
+        at.pos.line
+    };
+    locate_in_literal_block(source, first_line, value, before).unwrap_or(at.pos)
 }
 
-/// A `|` block scalar: its lines are the value's lines, indented. The
-/// position is checked against the file's text before it is trusted.
+/// A `|` block scalar: its lines are the value's lines, indented, from
+/// `first_line` on. The position is checked against the file's text before
+/// it is trusted.
 fn locate_in_literal_block(
     source: &str,
-    header: Position,
+    first_line: usize,
     value: &str,
     before: &str,
 ) -> Option<Position> {
@@ -127,7 +132,7 @@ fn locate_in_literal_block(
         .chars()
         .count();
     let expected = value.lines().nth(value_line)?;
-    let file_line_number = header.line + 1 + value_line;
+    let file_line_number = first_line + value_line;
     let file_line = source.lines().nth(file_line_number - 1)?;
     let indent = file_line.len() - file_line.trim_start_matches(' ').len();
     if file_line.get(indent..)? != expected {

@@ -5,10 +5,14 @@
 //! are all common, and each needs different quoting for the value to stay
 //! data. The scanner follows single and double quotes, `$( … )`, comments and
 //! here-documents. Places where a value cannot be quoted safely with plain
-//! text (inside backquotes, `${ … }`, `$(( … ))`, `$' … '`, a here-document,
-//! or right after `$` or a backslash) are refused: the caller reports them
-//! when the pipeline is loaded, with the remedy of reading the variable from
-//! the environment instead.
+//! text (inside backquotes, `${ … }`, `$(( … ))`, `(( … ))`, `$' … '`, a
+//! here-document, or right after `$` or a backslash) are refused: the caller
+//! reports them when the pipeline is loaded, with the remedy of reading the
+//! variable from the environment instead.
+//!
+//! A value is still only data to the shell: a script that passes it to
+//! `eval`, `sh -c` or bash arithmetic (`let`, `[[ $x -eq 1 ]]`) chooses to
+//! run it, exactly as it would with `$SLUICE_VAR_<NAME>`.
 
 /// Where a substitution lands, which decides how its value is quoted.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -29,12 +33,20 @@ type Rest<'a> = std::iter::Peekable<std::str::Chars<'a>>;
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 enum Frame {
     /// Top level or inside `$( … )`, with the count of open `(`.
-    Command { parens: usize, nested: bool },
+    Command {
+        parens: usize,
+        nested: bool,
+    },
     Single,
     Double,
     Backquote,
-    Brace,
-    Arithmetic { parens: usize },
+    /// `${ … }`, or bash's old arithmetic `$[ … ]`, closed by `close`.
+    Brace {
+        close: char,
+    },
+    Arithmetic {
+        parens: usize,
+    },
     AnsiC,
 }
 
@@ -126,7 +138,8 @@ impl Scanner {
             let place = match frame {
                 Frame::Command { .. } | Frame::Single | Frame::Double => continue,
                 Frame::Backquote => "inside backquotes",
-                Frame::Brace => "inside `${ … }`",
+                Frame::Brace { close: '}' } => "inside `${ … }`",
+                Frame::Brace { .. } => "inside `$[ … ]`",
                 Frame::Arithmetic { .. } => "inside `$(( … ))`",
                 Frame::AnsiC => "inside `$' … '`",
             };
@@ -166,6 +179,7 @@ impl Scanner {
                     };
                     if candidate == heredoc.delimiter {
                         self.mode = Mode::Normal;
+                        self.word_start = true;
                         self.start_heredoc_body();
                     } else {
                         line.clear();
@@ -235,11 +249,13 @@ impl Scanner {
                 }
                 _ => {}
             },
-            Frame::Brace => match c {
-                '}' => {
+            Frame::Brace { close } => match c {
+                _ if c == close => {
                     self.stack.pop();
                 }
-                _ => self.common_char(c, next, rest),
+                _ => {
+                    self.common_char(c, next, rest);
+                }
             },
             Frame::Arithmetic { parens } => match c {
                 '(' => self.replace_top(Frame::Arithmetic { parens: parens + 1 }),
@@ -250,7 +266,9 @@ impl Scanner {
                 ')' => self.replace_top(Frame::Arithmetic {
                     parens: parens.saturating_sub(1),
                 }),
-                _ => self.common_char(c, next, rest),
+                _ => {
+                    self.common_char(c, next, rest);
+                }
             },
             Frame::Command { parens, nested } => {
                 self.command_char(c, next, rest, parens, nested);
@@ -266,12 +284,7 @@ impl Scanner {
 
     /// Quotes and expansions, which start the same way in most frames.
     /// Returns whether `c` was one of them.
-    fn common_char(
-        &mut self,
-        c: char,
-        next: Option<char>,
-        rest: &mut Rest<'_>,
-    ) -> bool {
+    fn common_char(&mut self, c: char, next: Option<char>, rest: &mut Rest<'_>) -> bool {
         match c {
             '\\' => self.escape_next = true,
             '\'' => self.stack.push(Frame::Single),
@@ -283,12 +296,7 @@ impl Scanner {
         true
     }
 
-    fn dollar(
-        &mut self,
-        next: Option<char>,
-        rest: &mut Rest<'_>,
-        ansi_c: bool,
-    ) {
+    fn dollar(&mut self, next: Option<char>, rest: &mut Rest<'_>, ansi_c: bool) {
         match next {
             Some('(') => {
                 rest.next();
@@ -305,7 +313,11 @@ impl Scanner {
             }
             Some('{') => {
                 rest.next();
-                self.stack.push(Frame::Brace);
+                self.stack.push(Frame::Brace { close: '}' });
+            }
+            Some('[') => {
+                rest.next();
+                self.stack.push(Frame::Brace { close: ']' });
             }
             Some('\'') if ansi_c => {
                 rest.next();
@@ -318,12 +330,7 @@ impl Scanner {
         }
     }
 
-    fn double_char(
-        &mut self,
-        c: char,
-        next: Option<char>,
-        rest: &mut Rest<'_>,
-    ) {
+    fn double_char(&mut self, c: char, next: Option<char>, rest: &mut Rest<'_>) {
         match c {
             '"' => {
                 self.stack.pop();
@@ -360,6 +367,13 @@ impl Scanner {
                 };
             }
             self.word_start = true;
+            return;
+        }
+        if c == '(' && next == Some('(') && self.word_start {
+            // `(( … ))` and `for (( … ))`: arithmetic, where quotes do not
+            // protect anything.
+            rest.next();
+            self.stack.push(Frame::Arithmetic { parens: 0 });
             return;
         }
         if self.common_char(c, next, rest) {
