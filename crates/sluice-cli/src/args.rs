@@ -61,6 +61,81 @@ pub enum Command {
         #[command(subcommand)]
         command: BlocksCommand,
     },
+    /// Start the server: the REST API, the reconcilers and a built-in agent.
+    Up(UpArgs),
+    /// Manage API tokens (against the project's database, or --database).
+    Token {
+        #[command(subcommand)]
+        command: TokenCommand,
+    },
+}
+
+/// Which database a command opens.
+#[derive(Debug, Clone, Args)]
+pub struct DatabaseArgs {
+    /// The database: a SQLite file path (or `sqlite://PATH`) or a
+    /// `postgres://` URL. Default: the project's `.sluice/sluice.db`.
+    #[arg(long, value_name = "URL", env = "SLUICE_DATABASE_URL")]
+    pub database: Option<String>,
+}
+
+#[derive(Debug, Args)]
+pub struct UpArgs {
+    /// The address to listen on; a non-loopback address needs --auth.
+    #[arg(long, default_value = "127.0.0.1:8421", value_name = "ADDR")]
+    pub listen: std::net::SocketAddr,
+    /// Require an API token (`Authorization: Bearer`) on every request.
+    #[arg(long)]
+    pub auth: bool,
+    /// How long running tries may take to finish after SIGTERM or Ctrl-C
+    /// before they are interrupted (and run again after a restart).
+    #[arg(long, default_value = "30s", value_name = "DURATION")]
+    pub drain_grace: String,
+    #[command(flatten)]
+    pub database: DatabaseArgs,
+    #[command(flatten)]
+    pub project: ProjectArgs,
+}
+
+/// The roles of API tokens.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, ValueEnum)]
+pub enum RoleArg {
+    Viewer,
+    Operator,
+    Admin,
+}
+
+#[derive(Debug, Subcommand)]
+pub enum TokenCommand {
+    /// Create a token and print it once; only its SHA-256 is stored.
+    Create {
+        /// A name for the token (who or what uses it).
+        #[arg(long)]
+        name: String,
+        #[arg(long, value_enum)]
+        role: RoleArg,
+        #[command(flatten)]
+        database: DatabaseArgs,
+        #[command(flatten)]
+        project: ProjectArgs,
+    },
+    /// List tokens (never the tokens themselves).
+    List {
+        #[arg(long, short = 'o', value_enum, default_value_t)]
+        output: OutputFormat,
+        #[command(flatten)]
+        database: DatabaseArgs,
+        #[command(flatten)]
+        project: ProjectArgs,
+    },
+    /// Revoke a token.
+    Revoke {
+        name: String,
+        #[command(flatten)]
+        database: DatabaseArgs,
+        #[command(flatten)]
+        project: ProjectArgs,
+    },
 }
 
 #[derive(Debug, Args)]

@@ -3,10 +3,11 @@
 //! project first finishes runs whose executor is gone, so no run stays
 //! `running` after its `sluice run` process was killed.
 
-use std::path::Path;
+use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
 use sluice_engine::{Engine, EngineConfig, LoadError, Project, SystemClock};
+use sluice_store::Store;
 use sluice_store::blobs::BlobStore;
 use sluice_store::sqlite::SqliteStore;
 
@@ -44,17 +45,35 @@ pub async fn open(dir: &Path) -> Result<Engine, Failure> {
 }
 
 pub async fn open_with(project: Project) -> Result<Engine, Failure> {
+    open_on(project, None).await
+}
+
+/// Opens the store a `--database` value names: a SQLite file path (or
+/// `sqlite://PATH`), or the project's own database when `None`.
+pub async fn open_store(
+    project_dir: &Path,
+    database: Option<&str>,
+) -> Result<Arc<dyn Store>, Failure> {
+    let path = match database {
+        None => project_dir.join(".sluice").join("sluice.db"),
+        Some(url) if url.starts_with("postgres://") || url.starts_with("postgresql://") => {
+            return Err(Failure::bad_input(
+                "this build of sluice has no PostgreSQL backend",
+                Some("use a SQLite file path with --database".to_owned()),
+            ));
+        }
+        Some(url) => PathBuf::from(url.strip_prefix("sqlite://").unwrap_or(url)),
+    };
+    Ok(Arc::new(SqliteStore::open(&path).await?))
+}
+
+/// Opens the project's engine on the database a `--database` value names.
+pub async fn open_on(project: Project, database: Option<&str>) -> Result<Engine, Failure> {
     let state = project.dir.join(".sluice");
-    let store = SqliteStore::open(&state.join("sluice.db")).await?;
+    let store = open_store(&project.dir, database).await?;
     let blobs = BlobStore::new(state.join("blobs"));
     let config = EngineConfig::for_project(&project.dir);
-    let engine = Engine::new(
-        Arc::new(store),
-        blobs,
-        project,
-        Arc::new(SystemClock),
-        config,
-    );
+    let engine = Engine::new(store, blobs, project, Arc::new(SystemClock), config);
     engine.reap_lost_executors().await?;
     Ok(engine)
 }

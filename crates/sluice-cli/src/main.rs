@@ -14,7 +14,7 @@ use std::process::ExitCode;
 
 use clap::Parser;
 
-use crate::args::{BlocksCommand, Cli, Command, RunsCommand};
+use crate::args::{BlocksCommand, Cli, Command, RunsCommand, TokenCommand};
 
 /// A command's failure: a message for stderr, an optional remedy, and the
 /// exit code.
@@ -141,6 +141,25 @@ async fn dispatch(cli: Cli) -> CommandResult {
                 format,
                 project,
             } => commands::blocks_output(&block_run, sample, format, &project).await,
+        },
+        Command::Up(args) => commands::server::up(args).await,
+        Command::Token { command } => match command {
+            TokenCommand::Create {
+                name,
+                role,
+                database,
+                project,
+            } => commands::server::token_create(&name, role, &database, &project).await,
+            TokenCommand::List {
+                output,
+                database,
+                project,
+            } => commands::server::token_list(output, &database, &project).await,
+            TokenCommand::Revoke {
+                name,
+                database,
+                project,
+            } => commands::server::token_revoke(&name, &database, &project).await,
         },
     }
 }

@@ -159,6 +159,40 @@ impl LocalAgent {
         Ok(started)
     }
 
+    /// Stops claiming and lets executing tries finish for up to `grace`.
+    /// Tries still executing then are interrupted: their processes are
+    /// killed and their block runs go back to the queue without using up a
+    /// retry, so that the next server to start (this one, restarted, or
+    /// another on the same database) runs them again. Returns how many tries
+    /// were interrupted.
+    pub async fn drain(mut self, grace: std::time::Duration) -> usize {
+        self.stop_claiming = true;
+        let deadline = tokio::time::Instant::now() + grace;
+        let mut interrupted = 0;
+        loop {
+            match tokio::time::timeout_at(deadline, self.tasks.join_next()).await {
+                Ok(Some(Err(error))) => tracing::error!(%error, "a try task panicked"),
+                Ok(Some(Ok(()))) => {}
+                Ok(None) => break,
+                Err(_) => {
+                    interrupted = self.tasks.len();
+                    tracing::warn!(
+                        tries = interrupted,
+                        "the grace period ended; interrupting the tries still executing so that they run again after a restart"
+                    );
+                    self.engine
+                        .inner
+                        .interrupting
+                        .store(true, std::sync::atomic::Ordering::SeqCst);
+                    self.engine.cancel_all_local_tries();
+                    break;
+                }
+            }
+        }
+        self.shutdown().await;
+        interrupted
+    }
+
     /// Stops claiming, cancels every executing try, and waits for them to
     /// report.
     pub async fn shutdown(mut self) {
@@ -376,8 +410,24 @@ async fn execute(engine: &Engine, claim: Claim, cancel: CancellationToken) -> Re
         ),
     };
     let current_run = engine.get_run(&run.id).await?;
+    let interrupted = status == TryStatus::Cancelled
+        && current_run.cancel_requested_at.is_none()
+        && engine
+            .inner
+            .interrupting
+            .load(std::sync::atomic::Ordering::SeqCst);
+    let (status, error) = if interrupted {
+        (
+            TryStatus::Lost,
+            Some("interrupted: the server shut down before the try ended".to_owned()),
+        )
+    } else {
+        (status, error)
+    };
     let policy = block.map(|block| &block.retries);
-    let next = if retryable
+    let next = if interrupted {
+        BlockRunNext::Retry { retry_at: now }
+    } else if retryable
         && attempt_try.try_number < block_run.max_tries
         && current_run.cancel_requested_at.is_none()
     {

@@ -15,7 +15,9 @@ pub mod events;
 pub mod project;
 pub mod queries;
 mod reconcile;
+pub mod requests;
 pub mod services;
+pub mod tokens;
 
 use std::collections::HashMap;
 use std::path::PathBuf;
@@ -35,6 +37,9 @@ pub use events::Event;
 pub use project::{LoadError, LoadedPipeline, Project};
 pub use reconcile::Reconciled;
 pub use services::{RetryMode, RetryRequest, TriggerRequest};
+/// The store's records and parameters, for the adapters (API, UI) that may
+/// not depend on `sluice-store` themselves (DESIGN §9).
+pub use sluice_store;
 
 /// Tunables of the engine.
 #[derive(Clone, Debug)]
@@ -86,6 +91,9 @@ struct Inner {
     specs: Mutex<HashMap<String, Arc<Pipeline>>>,
     /// Cancellation handles of the tries this process is executing, by run.
     local_tries: Mutex<HashMap<RunId, HashMap<TryId, CancellationToken>>>,
+    /// Set when this process stops its tries because it shuts down, not
+    /// because anyone cancelled them: they go back to the queue.
+    interrupting: std::sync::atomic::AtomicBool,
 }
 
 impl std::fmt::Debug for Engine {
@@ -116,6 +124,7 @@ impl Engine {
                 events,
                 specs: Mutex::new(HashMap::new()),
                 local_tries: Mutex::new(HashMap::new()),
+                interrupting: std::sync::atomic::AtomicBool::new(false),
             }),
         }
     }

@@ -151,4 +151,34 @@ pub trait Store: Send + Sync + 'static {
     async fn get_executor(&self, id: &ExecutorId) -> Result<Option<ExecutorRecord>>;
     /// Removing an executor that is not registered does nothing.
     async fn remove_executor(&self, id: &ExecutorId) -> Result<()>;
+
+    // What a server needs besides the ledger.
+    /// Succeeds when the database answers a trivial query.
+    async fn ping(&self) -> Result<()>;
+    /// How many runs match the query's filters, per status (statuses with
+    /// no run are left out). The cursor, order and limit are ignored.
+    async fn count_runs_by_status(&self, query: &RunQuery) -> Result<Vec<(RunStatus, u64)>>;
+    /// Artifacts matching every given filter, newest first, at most
+    /// `query.limit` (at most 1,000).
+    async fn search_artifacts(&self, query: &ArtifactQuery) -> Result<Vec<ArtifactRecord>>;
+    async fn get_artifact(&self, id: i64) -> Result<Option<ArtifactRecord>>;
+    /// [`Error::Conflict`] when a token with this name or hash exists.
+    async fn create_api_token(&self, token: &NewApiToken) -> Result<()>;
+    /// The token with this SHA-256, revoked or not.
+    async fn find_api_token(&self, sha256: &str) -> Result<Option<ApiTokenRecord>>;
+    /// Tokens by name, at most `limit`.
+    async fn list_api_tokens(&self, limit: u32) -> Result<Vec<ApiTokenRecord>>;
+    /// Revokes a token once; returns whether this call revoked it.
+    /// [`Error::NotFound`] for an unknown name.
+    async fn revoke_api_token(&self, name: &str, at: Timestamp) -> Result<bool>;
+    /// Records `request_hash` as the request behind `(pipeline, key)` unless
+    /// one is recorded already; returns the hash on record (the caller's when
+    /// it was the first).
+    async fn reserve_idempotency_key(
+        &self,
+        pipeline: &str,
+        key: &str,
+        request_hash: &str,
+        at: Timestamp,
+    ) -> Result<String>;
 }

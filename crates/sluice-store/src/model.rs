@@ -225,3 +225,15 @@ pub struct ExecutorRecord {
     pub heartbeat_at: Timestamp,
     pub labels: BTreeMap<String, String>,
 }
+
+/// An API token as stored: never the token itself, only its SHA-256.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ApiTokenRecord {
+    pub name: String,
+    /// `viewer`, `operator` or `admin`.
+    pub role: String,
+    pub sha256: String,
+    pub created_at: Timestamp,
+    pub created_by: Option<String>,
+    pub revoked_at: Option<Timestamp>,
+}

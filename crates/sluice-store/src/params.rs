@@ -221,3 +221,27 @@ pub struct NewAuditEvent {
     pub target: String,
     pub details: serde_json::Value,
 }
+
+/// An API token to record.
+#[derive(Clone, Debug)]
+pub struct NewApiToken {
+    pub name: String,
+    /// `viewer`, `operator` or `admin`.
+    pub role: String,
+    /// Lowercase hex SHA-256 of the token.
+    pub sha256: String,
+    pub created_at: Timestamp,
+    pub created_by: Option<String>,
+}
+
+/// Filters of an artifact search; a given filter must match.
+#[derive(Clone, Debug, Default)]
+pub struct ArtifactQuery {
+    pub run: Option<RunId>,
+    pub pipeline: Option<String>,
+    pub name: Option<String>,
+    /// Continue with artifacts whose id is below this one.
+    pub before_id: Option<i64>,
+    /// Between 1 and 1,000 (other values are clamped).
+    pub limit: u32,
+}

@@ -46,6 +46,10 @@ conformance_cases!(
     log_chunks,
     audit_paging,
     executors,
+    run_counts,
+    artifact_search,
+    api_tokens,
+    idempotency_keys,
 );
 
 /// Two stores on one file stand for a `sluice up` and a `sluice run`

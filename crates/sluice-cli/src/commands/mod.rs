@@ -2,6 +2,7 @@
 
 pub mod run;
 pub mod runs;
+pub mod server;
 
 use std::path::PathBuf;
 

@@ -14,6 +14,7 @@ mod claims;
 mod fixtures;
 mod logs;
 mod runs;
+mod server;
 
 use std::future::Future;
 use std::sync::Arc;
@@ -29,6 +30,7 @@ pub use runs::{
     block_run_transitions, cancel_requests_and_flags, create_and_get_run, idempotent_create,
     keyset_pagination, run_transitions, start_attempt_rules,
 };
+pub use server::{api_tokens, artifact_search, idempotency_keys, run_counts};
 
 /// Runs every case that needs one store, each on a fresh store from `make`.
 pub async fn run_all<F, Fut>(make: F)
@@ -52,4 +54,8 @@ where
     log_chunks(make().await).await;
     audit_paging(make().await).await;
     executors(make().await).await;
+    run_counts(make().await).await;
+    artifact_search(make().await).await;
+    api_tokens(make().await).await;
+    idempotency_keys(make().await).await;
 }

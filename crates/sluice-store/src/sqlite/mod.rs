@@ -20,6 +20,7 @@ mod executors;
 mod logs;
 mod run_list;
 mod runs;
+mod server;
 mod tries;
 
 use std::future::Future;
@@ -44,11 +45,18 @@ use crate::{
 use codec::DbResultExt;
 
 /// The migrations of the SQLite schema, embedded in the binary.
-const MIGRATIONS: &[(i64, &str, &str)] = &[(
-    1,
-    "init",
-    include_str!("../../migrations/sqlite/0001_init.sql"),
-)];
+const MIGRATIONS: &[(i64, &str, &str)] = &[
+    (
+        1,
+        "init",
+        include_str!("../../migrations/sqlite/0001_init.sql"),
+    ),
+    (
+        2,
+        "server",
+        include_str!("../../migrations/sqlite/0002_server.sql"),
+    ),
+];
 
 /// How long one statement waits for another process's write lock.
 const BUSY_TIMEOUT: Duration = Duration::from_secs(10);
@@ -315,5 +323,50 @@ impl Store for SqliteStore {
 
     async fn remove_executor(&self, id: &ExecutorId) -> Result<()> {
         executors::remove_executor(self, id).await
+    }
+
+    async fn ping(&self) -> Result<()> {
+        server::ping(self).await
+    }
+
+    async fn count_runs_by_status(&self, query: &RunQuery) -> Result<Vec<(RunStatus, u64)>> {
+        server::count_runs_by_status(self, query).await
+    }
+
+    async fn search_artifacts(
+        &self,
+        query: &crate::ArtifactQuery,
+    ) -> Result<Vec<crate::ArtifactRecord>> {
+        server::search_artifacts(self, query).await
+    }
+
+    async fn get_artifact(&self, id: i64) -> Result<Option<crate::ArtifactRecord>> {
+        server::get_artifact(self, id).await
+    }
+
+    async fn create_api_token(&self, token: &crate::NewApiToken) -> Result<()> {
+        server::create_api_token(self, token).await
+    }
+
+    async fn find_api_token(&self, sha256: &str) -> Result<Option<crate::ApiTokenRecord>> {
+        server::find_api_token(self, sha256).await
+    }
+
+    async fn list_api_tokens(&self, limit: u32) -> Result<Vec<crate::ApiTokenRecord>> {
+        server::list_api_tokens(self, limit).await
+    }
+
+    async fn revoke_api_token(&self, name: &str, at: Timestamp) -> Result<bool> {
+        server::revoke_api_token(self, name, at).await
+    }
+
+    async fn reserve_idempotency_key(
+        &self,
+        pipeline: &str,
+        key: &str,
+        request_hash: &str,
+        at: Timestamp,
+    ) -> Result<String> {
+        server::reserve_idempotency_key(self, pipeline, key, request_hash, at).await
     }
 }

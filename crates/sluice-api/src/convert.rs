@@ -1,0 +1,255 @@
+//! Explicit conversions from the engine's records to the wire types of
+//! `sluice-proto`. Secret variables are masked here as well as in the
+//! engine's queries, so no path from a record to a response skips it.
+
+use std::collections::BTreeMap;
+
+use sluice_core::vars::MASK;
+use sluice_engine::queries::{AttemptDetails, BlockRunDetails, RunDetails};
+use sluice_engine::sluice_store::{
+    ApiTokenRecord, ArtifactRecord, AuditEvent, BlockRunRecord, RunRecord, TryRecord,
+};
+use sluice_engine::{Event, data};
+use sluice_proto as proto;
+
+pub fn run(record: RunRecord) -> proto::Run {
+    let variables = record
+        .variables
+        .0
+        .into_iter()
+        .map(|(name, variable)| {
+            let value = if variable.secret {
+                serde_json::Value::String(MASK.to_owned())
+            } else {
+                variable.value
+            };
+            (
+                name,
+                proto::Variable {
+                    value,
+                    layer: variable.layer.as_str().to_owned(),
+                    secret: variable.secret,
+                },
+            )
+        })
+        .collect();
+    proto::Run {
+        id: record.id.0,
+        pipeline: record.pipeline,
+        status: record.status.as_str().to_owned(),
+        attempt: record.attempt,
+        priority: record.priority,
+        invoked_by: proto::InvokedBy {
+            kind: record.invoked_by.kind,
+            name: record.invoked_by.name,
+            actor: record.invoked_by.actor,
+            parent_run_id: record.invoked_by.parent_run_id.map(|id| id.0),
+        },
+        tags: record.tags,
+        variables,
+        pipeline_version: record.pipeline_version,
+        created_at: record.created_at,
+        started_at: record.started_at,
+        finished_at: record.finished_at,
+        error: record.error,
+        cancel_requested_at: record.cancel_requested_at,
+        cancel_requested_by: record.cancel_requested_by,
+        timed_out: record.timed_out,
+        sla_missed: record.sla_missed,
+        timeout_at: record.timeout_at,
+        sla_at: record.sla_at,
+        idempotency_key: record.idempotency_key,
+    }
+}
+
+pub fn envelope(record: RunRecord) -> proto::RunEnvelope {
+    proto::RunEnvelope {
+        pipeline_run: run(record),
+    }
+}
+
+pub fn attempt_try(record: TryRecord) -> proto::Try {
+    proto::Try {
+        id: record.id.0,
+        try_number: record.try_number,
+        status: record.status.as_str().to_owned(),
+        executor: record.executor.0,
+        started_at: record.started_at,
+        finished_at: record.finished_at,
+        lease_expires_at: record.lease_expires_at,
+        exit_code: record.exit_code,
+        error: record.error,
+        timed_out: record.timed_out,
+    }
+}
+
+pub fn block_run(record: BlockRunRecord, tries: Vec<TryRecord>) -> proto::BlockRun {
+    proto::BlockRun {
+        id: record.id.0,
+        run_id: record.run_id.0,
+        attempt: record.attempt,
+        block: record.block,
+        status: record.status.as_str().to_owned(),
+        priority: record.priority,
+        max_tries: record.max_tries,
+        created_at: record.created_at,
+        queued_at: record.queued_at,
+        started_at: record.started_at,
+        finished_at: record.finished_at,
+        retry_at: record.retry_at,
+        outputs: record.outputs,
+        error: record.error,
+        exit_code: record.exit_code,
+        timed_out: record.timed_out,
+        reused_from_attempt: record.reused_from_attempt,
+        data: record.data.map(|data| proto::DataInfo {
+            format: data.format,
+            size: data.size,
+            sha256: data.sha256,
+        }),
+        labels: record.labels,
+        idempotency_key: record.idempotency_key,
+        tries: tries.into_iter().map(attempt_try).collect(),
+    }
+}
+
+pub fn block_run_details(details: BlockRunDetails) -> proto::BlockRun {
+    block_run(details.block_run, details.tries)
+}
+
+pub fn artifact(record: ArtifactRecord) -> proto::Artifact {
+    proto::Artifact {
+        download_url: format!("/api/artifacts/{}/download", record.id),
+        id: record.id,
+        run_id: record.run_id.0,
+        block_run_id: record.block_run_id.0,
+        try_id: record.try_id.0,
+        name: record.name,
+        size: record.size,
+        sha256: record.sha256,
+        created_at: record.created_at,
+    }
+}
+
+fn attempt(details: AttemptDetails) -> proto::Attempt {
+    let record = details.attempt;
+    proto::Attempt {
+        attempt: record.attempt,
+        status: record.status.as_str().to_owned(),
+        mode: record.mode,
+        from_block: record.from_block,
+        created_at: record.created_at,
+        created_by: record.created_by,
+        started_at: record.started_at,
+        finished_at: record.finished_at,
+        error: record.error,
+        block_runs: details
+            .block_runs
+            .into_iter()
+            .map(block_run_details)
+            .collect(),
+    }
+}
+
+pub fn run_details(details: RunDetails) -> proto::RunDetails {
+    proto::RunDetails {
+        pipeline_run: run(details.run),
+        attempts: details.attempts.into_iter().map(attempt).collect(),
+        artifacts: details.artifacts.into_iter().map(artifact).collect(),
+    }
+}
+
+pub fn table(table: data::Table) -> proto::Table {
+    proto::Table {
+        columns: table.columns,
+        rows: table.rows,
+        truncated: table.truncated,
+    }
+}
+
+pub fn block_outputs(output: data::BlockOutput) -> proto::BlockOutputs {
+    proto::BlockOutputs {
+        block_run_id: output.block_run_id.0,
+        block: output.block,
+        outputs: output.outputs,
+        data_format: output.data_format,
+        data: output.data.map(table),
+    }
+}
+
+pub fn audit_event(event: AuditEvent) -> proto::AuditEvent {
+    proto::AuditEvent {
+        id: event.id,
+        at: event.at,
+        actor: event.actor,
+        action: event.action,
+        target: event.target,
+        details: event.details,
+    }
+}
+
+pub fn token(record: ApiTokenRecord) -> proto::TokenInfo {
+    proto::TokenInfo {
+        name: record.name,
+        role: record.role,
+        created_at: record.created_at,
+        created_by: record.created_by,
+        revoked_at: record.revoked_at,
+    }
+}
+
+pub fn live_event(event: Event) -> proto::LiveEvent {
+    match event {
+        Event::Run { run_id, status } => proto::LiveEvent::Run {
+            run_id: run_id.0,
+            status: status.as_str().to_owned(),
+        },
+        Event::BlockRun {
+            run_id,
+            block_run_id,
+            block,
+            attempt,
+            status,
+        } => proto::LiveEvent::BlockRun {
+            run_id: run_id.0,
+            block_run_id: block_run_id.0,
+            block,
+            attempt,
+            status: status.as_str().to_owned(),
+        },
+        Event::TryStarted {
+            run_id,
+            block_run_id,
+            block,
+            try_id,
+            try_number,
+        } => proto::LiveEvent::TryStarted {
+            run_id: run_id.0,
+            block_run_id: block_run_id.0,
+            block,
+            try_id: try_id.0,
+            try_number,
+        },
+        Event::Log {
+            run_id,
+            try_id,
+            seq,
+        } => proto::LiveEvent::Log {
+            run_id: run_id.0,
+            try_id: try_id.0,
+            seq,
+        },
+    }
+}
+
+/// Counts per status, with every status present.
+pub fn summary(counts: Vec<(sluice_core::status::RunStatus, u64)>) -> BTreeMap<String, u64> {
+    let mut summary: BTreeMap<String, u64> = sluice_core::status::RunStatus::ALL
+        .iter()
+        .map(|status| (status.as_str().to_owned(), 0))
+        .collect();
+    for (status, count) in counts {
+        summary.insert(status.as_str().to_owned(), count);
+    }
+    summary
+}

@@ -1,0 +1,96 @@
+//! sluice's HTTP server: the REST API under `/api` (JSON, one error shape,
+//! OpenAPI at `/api/openapi.json`), Server-Sent Events for live updates,
+//! bearer-token auth with roles from one policy table, and the server loop
+//! that reconciles and runs the built-in agent.
+//!
+//! Handlers are thin: they validate input, call the engine's services and
+//! queries, and convert records to `sluice-proto` wire types. None touches
+//! the database.
+
+pub mod auth;
+pub mod convert;
+pub mod error;
+pub mod extract;
+pub mod openapi;
+pub mod request;
+mod routes;
+pub mod serve;
+pub mod tokens;
+
+use axum::Router;
+use axum::extract::DefaultBodyLimit;
+use axum::routing::{get, post};
+use sluice_engine::Engine;
+use tokio_util::sync::CancellationToken;
+
+pub use error::{ApiError, ApiResult, Code};
+pub use serve::{ServeError, ServeOptions, Server};
+
+/// What every handler shares.
+#[derive(Clone, Debug)]
+pub struct AppState {
+    pub engine: Engine,
+    /// Whether requests need a bearer token.
+    pub auth: bool,
+    /// Cancelled when the server shuts down; live streams end with it.
+    pub shutdown: CancellationToken,
+}
+
+impl AppState {
+    pub fn new(engine: Engine, auth: bool) -> AppState {
+        AppState {
+            engine,
+            auth,
+            shutdown: CancellationToken::new(),
+        }
+    }
+}
+
+/// The whole HTTP surface. Every route here has an entry in
+/// [`auth::POLICY`] and in the OpenAPI document; a test checks both.
+pub fn router(state: AppState) -> Router {
+    use routes::*;
+    let api = Router::new()
+        .route("/healthz", get(meta::healthz))
+        .route("/readyz", get(meta::readyz))
+        .route("/", get(meta::index))
+        .route("/api/openapi.json", get(meta::openapi_json))
+        .route("/api/pipelines", get(pipelines::list))
+        .route("/api/pipelines/{name}", get(pipelines::show))
+        .route("/api/pipelines/{name}/runs", post(pipelines::trigger))
+        .route("/api/pipeline_runs", get(runs::list))
+        .route("/api/pipeline_runs/export", get(export::export))
+        .route("/api/pipeline_runs/batch", post(batch::batch))
+        .route(
+            "/api/pipeline_runs/{id}",
+            get(runs::show).put(runs::mage_update),
+        )
+        .route("/api/pipeline_runs/{id}/cancel", post(runs::cancel))
+        .route("/api/pipeline_runs/{id}/retry", post(runs::retry))
+        .route("/api/block_runs/{id}", get(blocks::show))
+        .route("/api/block_runs/{id}/logs", get(blocks::logs))
+        .route("/api/block_runs/{id}/logs/stream", get(live::log_stream))
+        .route("/api/block_runs/{id}/outputs", get(blocks::outputs))
+        .route("/api/block_runs/{id}/data.csv", get(blocks::data_csv))
+        .route("/api/artifacts", get(artifacts::list))
+        .route("/api/artifacts/{id}/download", get(artifacts::download))
+        .route("/api/events", get(live::events))
+        .route("/api/audit", get(admin::audit))
+        .route(
+            "/api/tokens",
+            get(admin::list_tokens).post(admin::create_token),
+        )
+        .route(
+            "/api/tokens/{name}",
+            axum::routing::delete(admin::revoke_token),
+        )
+        .route_layer(axum::middleware::from_fn_with_state(
+            state.clone(),
+            auth::guard,
+        ))
+        .method_not_allowed_fallback(request::wrong_method)
+        .fallback(request::no_route)
+        .layer(DefaultBodyLimit::max(extract::MAX_BODY_BYTES))
+        .layer(axum::middleware::from_fn(request::request_id));
+    api.with_state(state)
+}

@@ -1,0 +1,75 @@
+//! The OpenAPI document, generated from the handlers' annotations and the
+//! wire types of `sluice-proto`. A test compares it with a snapshot and with
+//! the router's routes, so the spec cannot drift from the code.
+
+use utoipa::OpenApi;
+use utoipa::openapi::security::{HttpAuthScheme, HttpBuilder, SecurityScheme};
+
+use crate::routes::{admin, artifacts, batch, blocks, export, live, meta, pipelines, runs};
+
+/// The document served at `/api/openapi.json`.
+#[derive(OpenApi)]
+#[openapi(
+    info(
+        title = "sluice",
+        description = "The REST API of sluice, a pipeline orchestrator. Errors have one shape: \
+            `{\"error\": {\"code\", \"message\", \"hint\"?}}`. With auth on, send \
+            `Authorization: Bearer TOKEN`.",
+    ),
+    paths(
+        meta::healthz,
+        meta::readyz,
+        meta::index,
+        meta::openapi_json,
+        pipelines::list,
+        pipelines::show,
+        pipelines::trigger,
+        runs::list,
+        runs::show,
+        runs::mage_update,
+        runs::cancel,
+        runs::retry,
+        export::export,
+        batch::batch,
+        blocks::show,
+        blocks::logs,
+        blocks::outputs,
+        blocks::data_csv,
+        live::events,
+        live::log_stream,
+        artifacts::list,
+        artifacts::download,
+        admin::audit,
+        admin::list_tokens,
+        admin::create_token,
+        admin::revoke_token,
+    ),
+    modifiers(&BearerAuth),
+    tags(
+        (name = "meta", description = "Probes and this document"),
+        (name = "pipelines", description = "The project's pipelines; triggering runs"),
+        (name = "runs", description = "The run ledger: list, show, cancel, retry, batch, export"),
+        (name = "block_runs", description = "Block runs: tries, logs, outputs, data"),
+        (name = "live", description = "Server-Sent Events"),
+        (name = "artifacts", description = "Files left by block runs"),
+        (name = "admin", description = "Audit log and API tokens"),
+    )
+)]
+pub struct ApiDoc;
+
+/// Declares the bearer-token scheme.
+struct BearerAuth;
+
+impl utoipa::Modify for BearerAuth {
+    fn modify(&self, openapi: &mut utoipa::openapi::OpenApi) {
+        let components = openapi.components.get_or_insert_with(Default::default);
+        components.add_security_scheme(
+            "bearer",
+            SecurityScheme::Http(HttpBuilder::new().scheme(HttpAuthScheme::Bearer).build()),
+        );
+        openapi.security = Some(vec![utoipa::openapi::security::SecurityRequirement::new(
+            "bearer",
+            Vec::<String>::new(),
+        )]);
+    }
+}

@@ -1,0 +1,11 @@
+//! The handlers, one module per resource.
+
+pub mod admin;
+pub mod artifacts;
+pub mod batch;
+pub mod blocks;
+pub mod export;
+pub mod live;
+pub mod meta;
+pub mod pipelines;
+pub mod runs;

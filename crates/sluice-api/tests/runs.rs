@@ -1,0 +1,460 @@
+//! The run ledger over the REST API: triggering (with idempotency keys),
+//! listing with filters and keyset pages, details, cancel, retry, batch
+//! actions, outputs, data, artifacts and export; secrets never leave the
+//! server; concurrent triggers never surface a locked database.
+
+mod common;
+
+use axum::http::{Method, StatusCode};
+
+const CANARY: &str = "canary-5ecret-7f3a9c";
+
+const ETL: &str = r#"
+tags: [nightly]
+variables:
+  region: emea
+  password: {default: "x", secret: true}
+blocks:
+  extract:
+    run: |
+      echo "region ${{ vars.region }} password ${{ vars.password }} env $SLUICE_VAR_PASSWORD"
+      echo "rows=3" >> "$SLUICE_OUTPUT"
+      echo "token=$SLUICE_VAR_PASSWORD" >> "$SLUICE_OUTPUT"
+      printf 'a,b\n1,2\n3,4\n5,6\n' > "$SLUICE_DATA"
+      echo "a report" > "$SLUICE_ARTIFACTS/report.txt"
+  load:
+    needs: [extract]
+    run: echo "loaded ${{ blocks.extract.outputs.rows }}"
+"#;
+
+const SLOW: &str =
+    "blocks:\n  wait:\n    run: sleep 30\n  after:\n    needs: [wait]\n    run: 'true'\n";
+
+const FAILS: &str = "blocks:\n  first:\n    run: 'true'\n  broken:\n    needs: [first]\n    run: exit 3\n  last:\n    needs: [broken]\n    run: 'true'\n";
+
+fn run_id(answer: &common::Answer) -> String {
+    answer.json()["pipeline_run"]["id"]
+        .as_str()
+        .expect("a run id")
+        .to_owned()
+}
+
+#[tokio::test]
+async fn a_triggered_run_is_recorded_with_its_variables_and_secrets_never_leave() {
+    let world = common::world(&[("etl", ETL)], false).await;
+    let created = world
+        .post(
+            "/api/pipelines/etl/runs",
+            serde_json::json!({"variables": {"region": "apac", "password": CANARY}}),
+        )
+        .await;
+    assert_eq!(created.status, StatusCode::CREATED, "{}", created.text());
+    let id = run_id(&created);
+    let run = world.finish(&id).await;
+    assert_eq!(run.status.as_str(), "completed");
+
+    let details = world.get(&format!("/api/pipeline_runs/{id}")).await;
+    assert_eq!(details.status, StatusCode::OK);
+    let json = details.json();
+    let variables = &json["pipeline_run"]["variables"];
+    assert_eq!(variables["region"]["value"], "apac");
+    assert_eq!(variables["region"]["layer"], "run");
+    assert_eq!(variables["password"]["value"], "***");
+    assert_eq!(json["pipeline_run"]["invoked_by"]["kind"], "api");
+    let block_runs = json["attempts"][0]["block_runs"]
+        .as_array()
+        .expect("block runs");
+    let extract = block_runs
+        .iter()
+        .find(|block_run| block_run["block"] == "extract")
+        .expect("extract");
+    let extract_id = extract["id"].as_str().expect("an id");
+
+    // Everything a client can read about the run.
+    let mut answers = vec![
+        created,
+        details,
+        world.get("/api/pipeline_runs?summary=true").await,
+        world.get(&format!("/api/block_runs/{extract_id}")).await,
+        world
+            .get(&format!("/api/block_runs/{extract_id}/logs"))
+            .await,
+        world
+            .get(&format!(
+                "/api/block_runs/{extract_id}/outputs?sample_count=2"
+            ))
+            .await,
+        world.get("/api/pipeline_runs/export?format=jsonl").await,
+        world.get("/api/pipeline_runs/export?format=csv").await,
+        world.get("/api/audit").await,
+        world.get("/api/artifacts").await,
+    ];
+    let outputs = answers[5].json();
+    assert_eq!(outputs["outputs"]["rows"], "3");
+    assert_eq!(outputs["outputs"]["token"], "***");
+    assert_eq!(outputs["data"]["columns"], serde_json::json!(["a", "b"]));
+    assert_eq!(outputs["data"]["rows"].as_array().map(Vec::len), Some(2));
+    assert_eq!(outputs["data"]["truncated"], true);
+    let log = answers[4].text();
+    assert!(log.contains("region apac password *** env ***"), "{log}");
+
+    let csv = world
+        .get(&format!("/api/block_runs/{extract_id}/data.csv"))
+        .await;
+    assert_eq!(csv.status, StatusCode::OK);
+    assert_eq!(csv.text(), "a,b\n1,2\n3,4\n5,6\n");
+
+    let artifacts = answers[9].json();
+    let artifact = &artifacts["artifacts"][0];
+    assert_eq!(artifact["name"], "report.txt");
+    let download = world
+        .get(artifact["download_url"].as_str().expect("a download url"))
+        .await;
+    assert_eq!(download.status, StatusCode::OK);
+    let sha256 = sluice_engine::project::sha256_hex(&download.body);
+    assert_eq!(artifact["sha256"], sha256);
+    assert_eq!(
+        download.headers["x-sluice-sha256"].to_str().expect("ASCII"),
+        sha256
+    );
+    answers.push(download);
+
+    let stream = world
+        .stream(&format!("/api/block_runs/{extract_id}/logs/stream"))
+        .await;
+    assert!(stream.contains("event: end"), "{stream}");
+    assert!(stream.contains("password ***"), "{stream}");
+    let canary_seen: Vec<String> = answers
+        .iter()
+        .map(common::Answer::text)
+        .chain([stream])
+        .filter(|text| text.contains(CANARY))
+        .collect();
+    assert!(
+        canary_seen.is_empty(),
+        "the secret left the server: {canary_seen:?}"
+    );
+}
+
+#[tokio::test]
+async fn an_idempotency_key_replays_the_same_run_and_refuses_another_body() {
+    let world = common::world(&[("etl", ETL)], false).await;
+    let body = serde_json::json!({"variables": {"region": "us"}});
+    let key = [("idempotency-key", "nightly-2026-11-23")];
+    let first = world
+        .call(
+            Method::POST,
+            "/api/pipelines/etl/runs",
+            None,
+            &key,
+            Some(body.clone()),
+        )
+        .await;
+    let again = world
+        .call(
+            Method::POST,
+            "/api/pipelines/etl/runs",
+            None,
+            &key,
+            Some(body),
+        )
+        .await;
+    assert_eq!(first.status, StatusCode::CREATED);
+    assert_eq!(again.status, StatusCode::CREATED);
+    assert_eq!(run_id(&first), run_id(&again));
+
+    let other = world
+        .call(
+            Method::POST,
+            "/api/pipelines/etl/runs",
+            None,
+            &key,
+            Some(serde_json::json!({"variables": {"region": "emea"}})),
+        )
+        .await;
+    assert_eq!(other.status, StatusCode::UNPROCESSABLE_ENTITY);
+    assert!(other.json()["error"]["hint"].is_string());
+}
+
+#[tokio::test]
+async fn bad_input_gets_a_clear_4xx() {
+    let world = common::world(&[("etl", ETL)], false).await;
+    let unknown = world
+        .post("/api/pipelines/nope/runs", serde_json::json!({}))
+        .await;
+    assert_eq!(unknown.status, StatusCode::NOT_FOUND);
+    let bad_field = world
+        .post(
+            "/api/pipelines/etl/runs",
+            serde_json::json!({"variabels": {}}),
+        )
+        .await;
+    assert_eq!(bad_field.status, StatusCode::UNPROCESSABLE_ENTITY);
+    let undeclared = world
+        .post(
+            "/api/pipelines/etl/runs",
+            serde_json::json!({"variables": {"colour": "red"}}),
+        )
+        .await;
+    assert_eq!(
+        undeclared.status,
+        StatusCode::UNPROCESSABLE_ENTITY,
+        "{}",
+        undeclared.text()
+    );
+    for uri in [
+        "/api/pipeline_runs?status=bogus",
+        "/api/pipeline_runs?after=yesterday",
+        "/api/pipeline_runs?limit=501",
+        "/api/pipeline_runs?next_cursor=garbage",
+        "/api/pipeline_runs?surprise=1",
+    ] {
+        let answer = world.get(uri).await;
+        assert_eq!(answer.status, StatusCode::BAD_REQUEST, "{uri}");
+        assert_eq!(answer.json()["error"]["code"], "bad_request", "{uri}");
+    }
+    let missing = world.get("/api/pipeline_runs/no-such-run").await;
+    assert_eq!(missing.status, StatusCode::NOT_FOUND);
+    let big = "x".repeat(2 * 1024 * 1024);
+    let too_large = world
+        .post(
+            "/api/pipelines/etl/runs",
+            serde_json::json!({"variables": {"region": big}}),
+        )
+        .await;
+    assert_eq!(too_large.status, StatusCode::PAYLOAD_TOO_LARGE);
+}
+
+#[tokio::test]
+async fn listing_filters_by_status_and_window_and_pages_by_key() {
+    let world = common::world(&[("etl", ETL), ("fails", FAILS)], false).await;
+    let mut ids = Vec::new();
+    for _ in 0..3 {
+        let answer = world
+            .post("/api/pipelines/fails/runs", serde_json::json!({}))
+            .await;
+        ids.push(run_id(&answer));
+    }
+    for id in &ids {
+        world.finish(id).await;
+    }
+    let ok = run_id(
+        &world
+            .post("/api/pipelines/etl/runs", serde_json::json!({}))
+            .await,
+    );
+    world.finish(&ok).await;
+
+    let failed = world
+        .get("/api/pipeline_runs?status=failed&summary=true")
+        .await
+        .json();
+    assert_eq!(failed["pipeline_runs"].as_array().map(Vec::len), Some(3));
+    assert_eq!(failed["summary"]["failed"], 3);
+    assert_eq!(failed["summary"]["completed"], 0);
+
+    let after = jiff::Timestamp::now() - jiff::SignedDuration::from_hours(1);
+    let before = jiff::Timestamp::now() + jiff::SignedDuration::from_hours(1);
+    let window = world
+        .get(&format!(
+            "/api/pipeline_runs?pipeline=etl&pipeline=fails&status=failed&status=completed&after={after}&before={before}"
+        ))
+        .await
+        .json();
+    assert_eq!(window["pipeline_runs"].as_array().map(Vec::len), Some(4));
+    let empty = world
+        .get(&format!("/api/pipeline_runs?before={after}"))
+        .await
+        .json();
+    assert_eq!(empty["pipeline_runs"].as_array().map(Vec::len), Some(0));
+
+    let mut seen = Vec::new();
+    let mut cursor: Option<String> = None;
+    loop {
+        let uri = match &cursor {
+            Some(cursor) => format!("/api/pipeline_runs?limit=3&next_cursor={cursor}"),
+            None => "/api/pipeline_runs?limit=3".to_owned(),
+        };
+        let page = world.get(&uri).await.json();
+        for run in page["pipeline_runs"].as_array().expect("runs") {
+            seen.push(run["id"].as_str().expect("an id").to_owned());
+        }
+        match page["next_cursor"].as_str() {
+            Some(next) => cursor = Some(next.to_owned()),
+            None => break,
+        }
+    }
+    let mut expected: Vec<String> = ids.iter().chain([&ok]).cloned().collect();
+    expected.sort();
+    let mut sorted = seen.clone();
+    sorted.sort();
+    assert_eq!(sorted, expected, "every run exactly once across pages");
+}
+
+#[tokio::test]
+async fn cancel_retry_and_batch_actions() {
+    let world = common::world(&[("slow", SLOW), ("fails", FAILS)], false).await;
+    let slow = run_id(
+        &world
+            .post("/api/pipelines/slow/runs", serde_json::json!({}))
+            .await,
+    );
+    // Retrying a run that has not ended is refused.
+    let early = world
+        .post(
+            &format!("/api/pipeline_runs/{slow}/retry"),
+            serde_json::json!({}),
+        )
+        .await;
+    assert_eq!(early.status, StatusCode::CONFLICT);
+
+    let dry = world
+        .post(
+            "/api/pipeline_runs/batch",
+            serde_json::json!({"action": "cancel", "filter": {"pipeline": ["slow"]}, "dry_run": true}),
+        )
+        .await
+        .json();
+    assert_eq!(dry["runs"][0]["id"], slow);
+    assert_eq!(dry["runs"][0]["outcome"], "would_cancel");
+    let still = world
+        .get(&format!("/api/pipeline_runs/{slow}"))
+        .await
+        .json();
+    assert_ne!(still["pipeline_run"]["status"], "cancelled");
+
+    let done = world
+        .post(
+            "/api/pipeline_runs/batch",
+            serde_json::json!({"action": "cancel", "filter": {"pipeline": ["slow"]}}),
+        )
+        .await
+        .json();
+    assert_eq!(done["runs"][0]["outcome"], "cancelled");
+    let run = world.finish(&slow).await;
+    assert_eq!(run.status.as_str(), "cancelled");
+    assert!(run.cancel_requested_by.is_some());
+
+    let failed = run_id(
+        &world
+            .post("/api/pipelines/fails/runs", serde_json::json!({}))
+            .await,
+    );
+    world.finish(&failed).await;
+    let missing_block = world
+        .post(
+            &format!("/api/pipeline_runs/{failed}/retry"),
+            serde_json::json!({"mode": "from_block"}),
+        )
+        .await;
+    assert_eq!(missing_block.status, StatusCode::UNPROCESSABLE_ENTITY);
+    let retried = world
+        .post(
+            &format!("/api/pipeline_runs/{failed}/retry"),
+            serde_json::json!({"mode": "from_block", "block": "broken"}),
+        )
+        .await;
+    assert_eq!(retried.status, StatusCode::OK, "{}", retried.text());
+    assert_eq!(retried.json()["pipeline_run"]["attempt"], 2);
+    world.finish(&failed).await;
+    let details = world
+        .get(&format!("/api/pipeline_runs/{failed}"))
+        .await
+        .json();
+    let second = &details["attempts"][1]["block_runs"];
+    let first = second
+        .as_array()
+        .expect("block runs")
+        .iter()
+        .find(|block_run| block_run["block"] == "first")
+        .expect("first");
+    assert_eq!(first["reused_from_attempt"], 1);
+
+    // Mage's shape.
+    let mage = world
+        .call(
+            Method::PUT,
+            &format!("/api/pipeline_runs/{failed}"),
+            None,
+            &[],
+            Some(serde_json::json!({"pipeline_run": {"pipeline_run_action": "retry_blocks"}})),
+        )
+        .await;
+    assert_eq!(mage.status, StatusCode::OK, "{}", mage.text());
+    assert_eq!(mage.json()["pipeline_run"]["attempt"], 3);
+    world.finish(&failed).await;
+
+    let audit = world.get("/api/audit").await.json();
+    let actions: Vec<&str> = audit["events"]
+        .as_array()
+        .expect("events")
+        .iter()
+        .filter_map(|event| event["action"].as_str())
+        .collect();
+    assert!(
+        actions.contains(&"POST /api/pipeline_runs/batch"),
+        "{actions:?}"
+    );
+}
+
+#[tokio::test]
+async fn concurrent_triggers_create_exactly_one_run_per_key() {
+    let world = common::world(&[("etl", ETL)], false).await;
+    let router = world.router();
+    let mut tasks = tokio::task::JoinSet::new();
+    for index in 0..1_200 {
+        let router = router.clone();
+        tasks.spawn(async move {
+            use tower::ServiceExt;
+            let key = if index < 1_000 {
+                format!("distinct-{index}")
+            } else {
+                "shared".to_owned()
+            };
+            let request = axum::http::Request::builder()
+                .method(Method::POST)
+                .uri("/api/pipelines/etl/runs")
+                .header("idempotency-key", key)
+                .header("content-type", "application/json")
+                .body(axum::body::Body::from(r#"{"variables": {}}"#))
+                .expect("a request");
+            let response = router.oneshot(request).await.expect("an answer");
+            let status = response.status();
+            let body = axum::body::to_bytes(response.into_body(), 1 << 20)
+                .await
+                .expect("a body");
+            (status, String::from_utf8_lossy(&body).into_owned())
+        });
+    }
+    let mut shared_runs = std::collections::BTreeSet::new();
+    let mut all_runs = std::collections::BTreeSet::new();
+    let mut index = 0;
+    while let Some(joined) = tasks.join_next().await {
+        let (status, body) = joined.expect("the task ends");
+        assert_eq!(status, StatusCode::CREATED, "{body}");
+        let json: serde_json::Value = serde_json::from_str(&body).expect("JSON");
+        let id = json["pipeline_run"]["id"]
+            .as_str()
+            .expect("an id")
+            .to_owned();
+        if json["pipeline_run"]["idempotency_key"] == "shared" {
+            shared_runs.insert(id.clone());
+        }
+        all_runs.insert(id);
+        index += 1;
+    }
+    assert_eq!(index, 1_200);
+    assert_eq!(shared_runs.len(), 1, "one run for the shared key");
+    assert_eq!(all_runs.len(), 1_001, "1,000 distinct keys and one shared");
+    let counted = world
+        .get("/api/pipeline_runs?summary=true&limit=1")
+        .await
+        .json();
+    let total: u64 = counted["summary"]
+        .as_object()
+        .expect("a summary")
+        .values()
+        .filter_map(serde_json::Value::as_u64)
+        .sum();
+    assert_eq!(total, 1_001);
+}

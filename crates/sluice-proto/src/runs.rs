@@ -1,0 +1,229 @@
+//! Runs (`pipeline_run`): listings, details, and the requests that trigger,
+//! cancel and retry them, one by one or in batches.
+
+use std::collections::BTreeMap;
+
+use jiff::Timestamp;
+use serde::{Deserialize, Serialize};
+use utoipa::ToSchema;
+
+use crate::{Artifact, BlockRun, ErrorDetail};
+
+/// What started a run.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
+pub struct InvokedBy {
+    /// `manual`, `schedule`, `api`, `webhook`, `parent`, `backfill` or `retry`.
+    pub kind: String,
+    /// The trigger's name, when a trigger started the run.
+    pub name: Option<String>,
+    /// Who: a token name, a user, or `user@host` for the CLI.
+    pub actor: Option<String>,
+    pub parent_run_id: Option<String>,
+}
+
+/// A run's variable with the layer its value came from.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize, ToSchema)]
+pub struct Variable {
+    /// `***` when the variable is secret.
+    pub value: serde_json::Value,
+    /// `default`, `trigger`, `backfill` or `run`.
+    pub layer: String,
+    pub secret: bool,
+}
+
+/// One run (`pipeline_run`). Its status is its latest attempt's.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize, ToSchema)]
+pub struct Run {
+    pub id: String,
+    pub pipeline: String,
+    /// `initial`, `running`, `completed`, `failed` or `cancelled`.
+    pub status: String,
+    pub attempt: u32,
+    pub priority: i32,
+    pub invoked_by: InvokedBy,
+    pub tags: Vec<String>,
+    pub variables: BTreeMap<String, Variable>,
+    /// SHA-256 of the pipeline file the run is pinned to.
+    pub pipeline_version: String,
+    pub created_at: Timestamp,
+    pub started_at: Option<Timestamp>,
+    pub finished_at: Option<Timestamp>,
+    pub error: Option<String>,
+    pub cancel_requested_at: Option<Timestamp>,
+    pub cancel_requested_by: Option<String>,
+    pub timed_out: bool,
+    pub sla_missed: bool,
+    pub timeout_at: Option<Timestamp>,
+    pub sla_at: Option<Timestamp>,
+    pub idempotency_key: Option<String>,
+}
+
+/// A single run in a response: `{"pipeline_run": {...}}`.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize, ToSchema)]
+pub struct RunEnvelope {
+    pub pipeline_run: Run,
+}
+
+/// `GET /api/pipeline_runs`: one page of runs.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize, ToSchema)]
+pub struct RunList {
+    pub pipeline_runs: Vec<Run>,
+    /// Pass as `next_cursor` to get the next page; absent on the last page.
+    pub next_cursor: Option<String>,
+    /// With `summary=true`: how many runs match the filters, per status.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub summary: Option<BTreeMap<String, u64>>,
+}
+
+/// One attempt of a run with its block runs.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize, ToSchema)]
+pub struct Attempt {
+    pub attempt: u32,
+    pub status: String,
+    /// `initial`, `incomplete`, `from_block` or `all`.
+    pub mode: String,
+    pub from_block: Option<String>,
+    pub created_at: Timestamp,
+    pub created_by: Option<String>,
+    pub started_at: Option<Timestamp>,
+    pub finished_at: Option<Timestamp>,
+    pub error: Option<String>,
+    pub block_runs: Vec<BlockRun>,
+}
+
+/// `GET /api/pipeline_runs/{id}`: everything recorded about a run.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize, ToSchema)]
+pub struct RunDetails {
+    pub pipeline_run: Run,
+    pub attempts: Vec<Attempt>,
+    pub artifacts: Vec<Artifact>,
+}
+
+/// `POST /api/pipelines/{name}/runs`.
+#[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct TriggerRunRequest {
+    /// Values for this run: the top layer of its variables.
+    #[serde(default)]
+    pub variables: BTreeMap<String, serde_json::Value>,
+    /// Higher runs first; the pipeline's priority when absent.
+    #[serde(default)]
+    pub priority: Option<i32>,
+}
+
+/// Which block runs a retry runs again.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
+#[serde(rename_all = "snake_case")]
+pub enum RetryMode {
+    /// Every block run that did not complete.
+    #[default]
+    Incomplete,
+    /// `block` and everything downstream of it.
+    FromBlock,
+    /// Every block.
+    All,
+}
+
+/// `POST /api/pipeline_runs/{id}/retry`.
+#[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct RetryRunRequest {
+    #[serde(default)]
+    pub mode: RetryMode,
+    /// Required with `from_block`.
+    #[serde(default)]
+    pub block: Option<String>,
+}
+
+/// The body of Mage's `PUT /api/pipeline_runs/{id}`.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize, ToSchema)]
+pub struct MageRunUpdateRequest {
+    pub pipeline_run: MageRunUpdate,
+}
+
+/// Either `{"status": "cancelled"}` or
+/// `{"pipeline_run_action": "retry_blocks", "from_block_uuid": "..."}`.
+#[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct MageRunUpdate {
+    #[serde(default)]
+    pub status: Option<String>,
+    #[serde(default)]
+    pub pipeline_run_action: Option<String>,
+    /// Retry from this block; without it, the incomplete blocks are retried.
+    #[serde(default)]
+    pub from_block_uuid: Option<String>,
+}
+
+/// Run filters of a batch request; the same as the listing's.
+#[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct RunFilter {
+    #[serde(default)]
+    pub pipeline: Vec<String>,
+    #[serde(default)]
+    pub status: Vec<String>,
+    #[serde(default)]
+    pub tag: Option<String>,
+    /// Trigger kinds (`invoked_by.kind`).
+    #[serde(default)]
+    pub trigger: Vec<String>,
+    /// Runs created at or after this time.
+    #[serde(default)]
+    pub after: Option<Timestamp>,
+    /// Runs created before this time.
+    #[serde(default)]
+    pub before: Option<Timestamp>,
+}
+
+/// What a batch does to each run.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
+#[serde(rename_all = "snake_case")]
+pub enum BatchAction {
+    Cancel,
+    Retry,
+}
+
+/// `POST /api/pipeline_runs/batch`: by `ids` or by `filter`, not both.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct BatchRequest {
+    pub action: BatchAction,
+    #[serde(default)]
+    pub ids: Option<Vec<String>>,
+    #[serde(default)]
+    pub filter: Option<RunFilter>,
+    /// Only say which runs would be touched.
+    #[serde(default)]
+    pub dry_run: bool,
+    /// For `retry`: which block runs run again.
+    #[serde(default)]
+    pub mode: Option<RetryMode>,
+    /// For `retry` with `from_block`.
+    #[serde(default)]
+    pub block: Option<String>,
+}
+
+/// One run of a batch and what happened to it.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize, ToSchema)]
+pub struct BatchItem {
+    pub id: String,
+    pub pipeline: String,
+    /// The run's status when it was selected.
+    pub status: String,
+    /// `would_cancel`, `would_retry`, `cancelled`, `retried` or `failed`.
+    pub outcome: String,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub error: Option<ErrorDetail>,
+}
+
+/// The answer to a batch.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize, ToSchema)]
+pub struct BatchResponse {
+    pub action: BatchAction,
+    pub dry_run: bool,
+    pub runs: Vec<BatchItem>,
+    /// Runs the action was refused for without trying (finished runs for
+    /// `cancel`, unfinished ones for `retry`), by id.
+    pub skipped: Vec<String>,
+}
