@@ -5,6 +5,7 @@
 pub mod duration;
 pub mod expr;
 pub mod ids;
+pub mod schedule;
 pub mod spec;
 pub mod status;
 pub mod template;

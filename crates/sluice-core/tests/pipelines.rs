@@ -63,6 +63,7 @@ triggers:
     schedule: "0 2 * * *"
     timezone: Europe/London
     catchup: all
+    max_catchup: 30
     start: 2026-01-01T00:00:00Z
     variables: {day: "2026-01-01"}
   - name: seconds
@@ -82,6 +83,7 @@ triggers:
     sla: 5m
   - name: launch
     once: 2026-12-01T09:00:00+01:00
+    catchup: none
   - name: forever
     always_on: true
     min_gap: 30s
@@ -283,6 +285,12 @@ fn every_trigger_kind_is_read() {
         }
     );
     assert_eq!(nightly.catchup, Catchup::All);
+    assert_eq!(nightly.max_catchup, 30);
+    assert_eq!(
+        trigger("seconds").max_catchup,
+        sluice_core::schedule::DEFAULT_MAX_CATCHUP
+    );
+    assert_eq!(trigger("launch").catchup, Catchup::None);
     assert_eq!(nightly.start, Some("2026-01-01T00:00:00Z".parse().unwrap()));
     assert_eq!(nightly.variables["day"], json!("2026-01-01"));
     assert!(nightly.enabled);
@@ -469,5 +477,18 @@ fn the_json_schema_describes_the_file() {
             .unwrap()
             .len(),
         6
+    );
+    let trigger = &schema["$defs"]["Trigger"]["properties"];
+    assert_eq!(trigger["max_catchup"]["maximum"], json!(10000));
+    // A webhook is settings with exactly one secret source, never a bare
+    // `true`.
+    assert_eq!(
+        schema["$defs"]["WebhookSettings"]["oneOf"],
+        json!([{"required": ["secret_env"]}, {"required": ["secret_file"]}])
+    );
+    assert!(
+        !schema["$defs"]["Webhook"].to_string().contains("boolean"),
+        "{}",
+        schema["$defs"]["Webhook"]
     );
 }

@@ -36,7 +36,7 @@ use crate::vars::{ResolvedVariables, VariableLayer, VariablesError};
 
 pub use self::span::Position;
 pub use self::suggest::closest;
-pub use self::trigger::{check_cron, cron_parser};
+pub use crate::schedule::{check_cron, cron_parser};
 
 /// A problem in a pipeline file, at a 1-based line and column.
 #[derive(Clone, Debug, PartialEq, Eq, PartialOrd, Ord)]
@@ -238,12 +238,13 @@ pub enum TimeoutStatus {
 )]
 #[serde(rename_all = "snake_case")]
 pub enum Catchup {
-    /// Missed times are skipped.
+    /// Missed times are skipped; only a fire that is on time runs.
     None,
     /// One run for the most recent missed time.
     #[default]
     Latest,
-    /// One run for every missed time.
+    /// One run for every missed time, up to `max_catchup` of the most
+    /// recent ones.
     All,
 }
 
@@ -268,6 +269,8 @@ pub struct TriggerSpec {
     pub start: Option<jiff::Timestamp>,
     pub end: Option<jiff::Timestamp>,
     pub catchup: Catchup,
+    /// The most runs `catchup: all` creates at once for missed fires.
+    pub max_catchup: u32,
     pub concurrency: Option<NonZeroU32>,
     pub on_limit: Option<OnLimit>,
     pub timeout: Option<Duration>,
@@ -279,27 +282,30 @@ pub struct TriggerSpec {
     pub position: Position,
 }
 
-/// What starts runs.
+/// What starts runs. The timed kinds (`schedule`, `every`, `once`) become a
+/// [`crate::schedule::Schedule`].
 #[derive(Clone, Debug, PartialEq)]
 pub enum TriggerKind {
-    /// A cron pattern (already checked) in an IANA time zone.
-    Schedule {
-        cron: String,
-        timezone: String,
-    },
+    /// A cron pattern (already checked) in an IANA time zone (already
+    /// checked).
+    Schedule { cron: String, timezone: String },
+    /// A fixed interval of real time (at least one second), in phase with
+    /// `anchor` or else with the Unix epoch.
     Every {
         interval: Duration,
         anchor: Option<jiff::Timestamp>,
     },
-    Once {
-        at: jiff::Timestamp,
-    },
-    AlwaysOn {
-        min_gap: Option<Duration>,
-    },
-    Api {
-        token_env: Option<String>,
-    },
+    /// Exactly one run, at `at`.
+    Once { at: jiff::Timestamp },
+    /// One run at all times: the next starts `min_gap` after the previous
+    /// one ends.
+    AlwaysOn { min_gap: Option<Duration> },
+    /// Runs started through the trigger's own API endpoint, which callers
+    /// reach with the trigger's token: read from the server's environment
+    /// variable `token_env`, or issued by the server when it is `None`.
+    Api { token_env: Option<String> },
+    /// Runs started by signed HTTP deliveries; exactly one of `secret_env`
+    /// and `secret_file` is set.
     Webhook {
         scheme: WebhookScheme,
         secret_env: Option<String>,

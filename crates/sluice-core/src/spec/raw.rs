@@ -236,9 +236,13 @@ pub(crate) struct RawTrigger {
     /// The IANA time zone a `schedule` is read in, such as `Europe/London`;
     /// the default is `UTC`.
     pub timezone: Option<Sp<String>>,
-    /// Start a run at a fixed interval, such as `15m`.
+    /// Start a run at a fixed interval of real time (at least `1s`), such
+    /// as `15m`.
     pub every: Option<Sp<DurationText>>,
-    /// For `every`: a time the intervals are counted from (RFC 3339).
+    /// For `every`: a time the intervals are counted from (RFC 3339); runs
+    /// fall on it and on every whole number of intervals before and after
+    /// it. The default is 1970-01-01T00:00:00Z, so `15m` runs on the
+    /// quarter hours of UTC.
     pub anchor: Option<Sp<String>>,
     /// Start one run at this time (RFC 3339), such as `2026-12-01T09:00:00Z`.
     pub once: Option<Sp<String>>,
@@ -248,9 +252,12 @@ pub(crate) struct RawTrigger {
     /// For `always_on`: the least time between the end of a run and the
     /// start of the next.
     pub min_gap: Option<Sp<DurationText>>,
-    /// Runs started through the API: `true`, or settings.
+    /// Runs started through this trigger's own API endpoint, protected by
+    /// the trigger's token: `true` (the server issues the token), or
+    /// settings.
     pub api: Option<Sp<RawApi>>,
-    /// Runs started by an HTTP webhook: `true`, or settings.
+    /// Runs started by signed HTTP deliveries: settings with a `scheme` and
+    /// a secret (`secret_env` or `secret_file`).
     pub webhook: Option<Sp<RawWebhook>>,
     /// Variable values for runs of this trigger.
     pub variables: Option<RawMap<Value>>,
@@ -260,14 +267,22 @@ pub(crate) struct RawTrigger {
     /// `false` keeps the trigger defined but starts no runs. The default is
     /// `true`.
     pub enabled: Option<bool>,
-    /// For `schedule` and `every`: no run is scheduled before this time.
+    /// For `schedule` and `every`: no run is scheduled before this time
+    /// (RFC 3339).
     pub start: Option<Sp<String>>,
-    /// For `schedule` and `every`: no run is scheduled after this time.
+    /// For `schedule` and `every`: no run is scheduled after this time
+    /// (RFC 3339).
     pub end: Option<Sp<String>>,
-    /// For `schedule` and `every`: what to do about times missed while
-    /// sluice was down: `none`, `latest` (the default: one run for the most
-    /// recent missed time) or `all`.
+    /// For `schedule`, `every` and `once`: what to do about times missed
+    /// while sluice was down: `none` (skip them), `latest` (the default: one
+    /// run for the most recent missed time) or `all` (one run for each, up
+    /// to `max_catchup`).
     pub catchup: Option<Catchup>,
+    /// For `schedule` and `every` with `catchup: all`: the most runs created
+    /// at once for missed times, the most recent ones. The default is 100;
+    /// at most 10000.
+    #[schemars(range(min = 1, max = 10000))]
+    pub max_catchup: Option<Sp<u32>>,
     /// Overrides the pipeline's `concurrency` for runs of this trigger.
     #[schemars(range(min = 1))]
     pub concurrency: Option<Sp<u32>>,
@@ -295,27 +310,36 @@ pub(crate) enum RawApi {
 #[serde(deny_unknown_fields, expecting = "api settings: `token_env`")]
 #[schemars(rename = "ApiSettings")]
 pub(crate) struct RawApiSettings {
-    /// The environment variable (of the server) holding a token that
-    /// callers of this trigger must present, besides their API token.
+    /// The environment variable (of the server) holding the trigger's
+    /// token, which callers of this trigger's endpoint must present. Without
+    /// it the server issues a token.
     pub token_env: Option<Sp<String>>,
 }
 
-/// `webhook`: `true`, or settings.
+/// `webhook`: settings with a scheme and a secret. Every webhook needs a
+/// secret, so a bare `true` is refused.
 #[derive(Debug, JsonSchema)]
 #[serde(untagged)]
 #[schemars(rename = "Webhook")]
 pub(crate) enum RawWebhook {
+    #[schemars(skip)]
     Enabled(bool),
     Settings(RawWebhookSettings),
 }
 
-/// Settings of a `webhook` trigger.
+/// Settings of a `webhook` trigger: a scheme and exactly one secret source.
 #[derive(Debug, Default, Deserialize, JsonSchema)]
 #[serde(
     deny_unknown_fields,
     expecting = "webhook settings: `scheme`, `secret_env` or `secret_file`"
 )]
-#[schemars(rename = "WebhookSettings")]
+#[schemars(
+    rename = "WebhookSettings",
+    extend("oneOf" = [
+        {"required": ["secret_env"]},
+        {"required": ["secret_file"]}
+    ])
+)]
 pub(crate) struct RawWebhookSettings {
     /// How requests are signed: `standard` (HMAC-SHA256 of the body in
     /// `X-Sluice-Signature`, the default) or `github` (`X-Hub-Signature-256`).
@@ -579,7 +603,7 @@ bool_or_settings!(
 bool_or_settings!(
     RawWebhook,
     RawWebhookSettings,
-    "`true` or a mapping of `scheme`, `secret_env` or `secret_file`"
+    "a mapping of `scheme` and `secret_env` or `secret_file`"
 );
 
 impl<'de> Deserialize<'de> for DurationText {

@@ -1,17 +1,18 @@
 //! Checking triggers: one kind each, a valid cron pattern and time zone,
-//! times with offsets, unique names, and values only for declared
-//! variables. Nothing runs triggers yet; they are read and checked so a
-//! pipeline file is complete and its mistakes surface early.
+//! intervals of at least a second, times with offsets, `start` before
+//! `end`, a secret for every webhook, unique names, and values only for
+//! declared variables. The engine fires them; `crate::schedule` computes
+//! when.
 
 use std::collections::{BTreeMap, HashMap};
-
-use croner::parser::{CronParser, Seconds, Year};
 
 use super::raw::{RawApi, RawTrigger, RawWebhook};
 use super::span::Sp;
 use super::suggest::closest;
 use super::validate::{Checker, Zero};
-use super::{TriggerKind, TriggerSpec, VariableSpec, WebhookScheme};
+use super::{TriggerKind, TriggerSpec, VariableSpec};
+use crate::schedule::cron::NO_DATE;
+use crate::schedule::{DEFAULT_MAX_CATCHUP, Every, MAX_CATCHUP, check_cron};
 use crate::vars::is_valid_name;
 
 /// Checks the triggers of a pipeline.
@@ -38,50 +39,6 @@ pub(super) fn triggers(
         }
     }
     triggers
-}
-
-/// The cron dialect of `schedule:`: 5 fields, or 6 with seconds first; no
-/// year field. The scheduler must parse patterns with this same parser.
-pub fn cron_parser() -> CronParser {
-    CronParser::builder()
-        .seconds(Seconds::Optional)
-        .year(Year::Disallowed)
-        .build()
-}
-
-/// Whether `pattern` is a cron pattern sluice accepts; the error says why
-/// not.
-pub fn check_cron(pattern: &str) -> Result<(), String> {
-    let fields = pattern.split_whitespace().count();
-    if !pattern.trim_start().starts_with('@') && !(5..=6).contains(&fields) {
-        return Err(format!(
-            "it has {fields} field{}; a pattern has 5 (minute hour day month weekday) or 6 \
-             (with seconds first)",
-            if fields == 1 { "" } else { "s" }
-        ));
-    }
-    cron_parser()
-        .parse(pattern)
-        .map(|_| ())
-        .map_err(|error| describe_cron_error(&error))
-}
-
-/// croner's message without its prefix, as the end of a sentence.
-fn describe_cron_error(error: &croner::errors::CronError) -> String {
-    use croner::errors::CronError;
-    let text = match error {
-        CronError::EmptyPattern => return "it is empty".to_owned(),
-        CronError::InvalidPattern(message)
-        | CronError::IllegalCharacters(message)
-        | CronError::ComponentError(message) => message.clone(),
-        other => other.to_string(),
-    };
-    let text = text.trim().trim_end_matches('.');
-    let mut chars = text.chars();
-    match chars.next() {
-        Some(first) => first.to_lowercase().chain(chars).collect(),
-        None => "it is not valid".to_owned(),
-    }
 }
 
 fn check(
@@ -178,7 +135,9 @@ fn check(
         checker.error(
             raw_end.pos,
             format!("`end` of {this} is not after its `start`"),
-            None,
+            Some(
+                "runs are scheduled from `start` up to `end`: make `end` the later time".to_owned(),
+            ),
         );
     }
     let concurrency = raw
@@ -192,6 +151,26 @@ fn check(
         .sla
         .as_ref()
         .and_then(|sla| checker.duration(sla, &format!("`sla` of {this}"), Zero::Refused));
+    let max_catchup = match &raw.max_catchup {
+        Some(cap) if cap.value == 0 || cap.value > MAX_CATCHUP => {
+            let hint = if cap.value == 0 {
+                "to create no runs for missed times, write `catchup: none`"
+            } else {
+                "to run more missed times, start a backfill of their window instead"
+            };
+            checker.error(
+                cap.pos,
+                format!(
+                    "`max_catchup` of {this} is {}; it must be between 1 and {MAX_CATCHUP}",
+                    cap.value
+                ),
+                Some(hint.to_owned()),
+            );
+            DEFAULT_MAX_CATCHUP
+        }
+        Some(cap) => cap.value,
+        None => DEFAULT_MAX_CATCHUP,
+    };
 
     Some(TriggerSpec {
         name: raw.name.value.clone(),
@@ -201,6 +180,7 @@ fn check(
         start,
         end,
         catchup: raw.catchup.unwrap_or_default(),
+        max_catchup,
         concurrency,
         on_limit: raw.on_limit,
         timeout,
@@ -217,7 +197,8 @@ fn misplaced(checker: &mut Checker<'_>, this: &str, kind: Option<&str>, raw: &Ra
         return;
     };
     let scheduled = ["schedule", "every"];
-    let checks: [(&str, Option<super::Position>, &[&str]); 7] = [
+    let timed = ["schedule", "every", "once"];
+    let checks: [(&str, Option<super::Position>, &[&str]); 8] = [
         (
             "timezone",
             raw.timezone.as_ref().map(|v| v.pos),
@@ -242,6 +223,11 @@ fn misplaced(checker: &mut Checker<'_>, this: &str, kind: Option<&str>, raw: &Ra
         (
             "catchup",
             raw.catchup.is_some().then_some(raw.name.pos),
+            &timed,
+        ),
+        (
+            "max_catchup",
+            raw.max_catchup.as_ref().map(|v| v.pos),
             &scheduled,
         ),
     ];
@@ -250,12 +236,15 @@ fn misplaced(checker: &mut Checker<'_>, this: &str, kind: Option<&str>, raw: &Ra
             && !kinds.contains(&kind)
         {
             let owners: Vec<String> = kinds.iter().map(|kind| format!("`{kind}`")).collect();
+            let owners = match owners.split_last() {
+                Some((last, rest)) if !rest.is_empty() => {
+                    format!("{} and {last}", rest.join(", "))
+                }
+                _ => owners.concat(),
+            };
             checker.error(
                 at,
-                format!(
-                    "`{key}` of {this} only applies to {} triggers, not `{kind}`",
-                    owners.join(" and ")
-                ),
+                format!("`{key}` of {this} only applies to {owners} triggers, not `{kind}`"),
                 Some(format!("remove `{key}`")),
             );
         }
@@ -295,7 +284,15 @@ fn schedule(checker: &mut Checker<'_>, this: &str, raw: &RawTrigger) -> Option<T
                 "`schedule` of {this}: `{}` is not a valid cron pattern: {reason}",
                 pattern.value
             ),
-            Some("write 5 fields (minute hour day month weekday), such as `0 2 * * *`".to_owned()),
+            Some(if reason == NO_DATE {
+                "its day of month and month never meet, like the 30th of February; check those \
+                 fields"
+                    .to_owned()
+            } else {
+                "write 5 fields (minute hour day month weekday), such as `0 2 * * *`, or a macro \
+                 such as `@daily`"
+                    .to_owned()
+            }),
         );
         valid = false;
     }
@@ -335,14 +332,28 @@ fn every(checker: &mut Checker<'_>, this: &str, raw: &RawTrigger) -> Option<Trig
         &format!("`every` of {this}"),
         Zero::RefusedInterval,
     );
-    let anchor = match &raw.anchor {
-        Some(anchor) => Some(checker.timestamp(anchor, &format!("`anchor` of {this}"))?),
+    // Checked before the interval's own checks return, so that both are
+    // reported.
+    let anchor = raw
+        .anchor
+        .as_ref()
+        .map(|anchor| checker.timestamp(anchor, &format!("`anchor` of {this}")));
+    let interval = interval?;
+    if interval < Every::MIN_INTERVAL {
+        if let Some(every) = &raw.every {
+            checker.error(
+                every.pos,
+                format!("`every` of {this} is {interval}, shorter than 1s"),
+                Some("schedules fire at most once a second; write `every: 1s` or more".to_owned()),
+            );
+        }
+        return None;
+    }
+    let anchor = match anchor {
+        Some(anchor) => Some(anchor?),
         None => None,
     };
-    Some(TriggerKind::Every {
-        interval: interval?,
-        anchor,
-    })
+    Some(TriggerKind::Every { interval, anchor })
 }
 
 fn always_on(checker: &mut Checker<'_>, this: &str, raw: &RawTrigger) -> Option<TriggerKind> {
@@ -409,22 +420,31 @@ fn api(checker: &mut Checker<'_>, this: &str, raw: &RawTrigger) -> Option<Trigge
 
 fn webhook(checker: &mut Checker<'_>, this: &str, raw: &RawTrigger) -> Option<TriggerKind> {
     let webhook = raw.webhook.as_ref()?;
+    let no_secret_hint = || {
+        Some(
+            "deliveries are signed with a secret: set `secret_env: NAME` (an environment \
+             variable of the server) or `secret_file: PATH`"
+                .to_owned(),
+        )
+    };
     let settings = match &webhook.value {
-        RawWebhook::Enabled(true) => {
-            return Some(TriggerKind::Webhook {
-                scheme: WebhookScheme::Standard,
-                secret_env: None,
-                secret_file: None,
-            });
-        }
         RawWebhook::Enabled(false) => {
             checker.error(
                 webhook.pos,
                 format!("`webhook` of {this} is false"),
                 Some(
-                    "write `webhook: true`; to turn a trigger off, write `enabled: false`"
+                    "write webhook settings with a secret; to turn a trigger off, write \
+                     `enabled: false`"
                         .to_owned(),
                 ),
+            );
+            return None;
+        }
+        RawWebhook::Enabled(true) => {
+            checker.error(
+                webhook.pos,
+                format!("`webhook` of {this} has no secret"),
+                no_secret_hint(),
             );
             return None;
         }
@@ -442,14 +462,19 @@ fn webhook(checker: &mut Checker<'_>, this: &str, raw: &RawTrigger) -> Option<Tr
             );
             return None;
         }
-        (None, None) if scheme == WebhookScheme::Github => {
+        (None, None) => {
             checker.error(
                 webhook.pos,
-                format!("`webhook` of {this} uses the `github` scheme without a secret"),
-                Some(
-                    "GitHub signs deliveries with a secret: set `secret_env` or `secret_file`"
-                        .to_owned(),
-                ),
+                format!("`webhook` of {this} has no secret"),
+                no_secret_hint(),
+            );
+            return None;
+        }
+        (_, Some(file)) if file.value.trim().is_empty() => {
+            checker.error(
+                file.pos,
+                format!("`secret_file` of {this} is empty"),
+                Some("write the path of a file that holds the secret".to_owned()),
             );
             return None;
         }
