@@ -11,6 +11,12 @@ pub mod auth;
 pub mod convert;
 pub mod error;
 pub mod extract;
+
+/// The encodings of the run export (`/api/pipeline_runs/export`), public so
+/// an export made without a server writes exactly the same bytes.
+pub mod export {
+    pub use crate::routes::export::{CSV_COLUMNS, csv_header, csv_line, jsonl_line};
+}
 pub mod openapi;
 pub mod request;
 mod routes;

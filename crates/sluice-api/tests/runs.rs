@@ -458,3 +458,45 @@ async fn concurrent_triggers_create_exactly_one_run_per_key() {
         .sum();
     assert_eq!(total, 1_001);
 }
+
+#[tokio::test]
+async fn pipelines_show_their_last_run_and_next_fire_time() {
+    let scheduled = "triggers:\n  - name: nightly\n    schedule: '0 2 * * *'\n    timezone: Europe/London\n  - name: paused\n    schedule: '* * * * *'\n    enabled: false\nblocks:\n  only:\n    run: 'true'\n";
+    let world = common::world(&[("etl", ETL), ("nightly", scheduled)], false).await;
+    let before = world.get("/api/pipelines").await.json();
+    let etl = &before["pipelines"][0];
+    assert_eq!(etl["name"], "etl");
+    assert!(etl["last_run"].is_null());
+    assert!(etl["next_fire_at"].is_null(), "no schedule, no fire time");
+
+    let nightly = &before["pipelines"][1];
+    let next: jiff::Timestamp = nightly["next_fire_at"]
+        .as_str()
+        .expect("a next fire time")
+        .parse()
+        .expect("RFC 3339");
+    let now = jiff::Timestamp::now();
+    assert!(next > now && next <= now + jiff::SignedDuration::from_hours(25));
+    let london = next.to_zoned(jiff::tz::TimeZone::get("Europe/London").expect("a zone"));
+    assert_eq!((london.hour(), london.minute()), (2, 0));
+
+    let details = world.get("/api/pipelines/nightly").await.json();
+    assert_eq!(
+        details["triggers"][0]["next_fire_at"],
+        nightly["next_fire_at"]
+    );
+    assert!(
+        details["triggers"][1]["next_fire_at"].is_null(),
+        "a disabled trigger does not fire"
+    );
+
+    let id = run_id(
+        &world
+            .post("/api/pipelines/etl/runs", serde_json::json!({}))
+            .await,
+    );
+    world.finish(&id).await;
+    let after = world.get("/api/pipelines").await.json();
+    assert_eq!(after["pipelines"][0]["last_run"]["id"], id.as_str());
+    assert_eq!(after["pipelines"][0]["last_run"]["status"], "completed");
+}

@@ -48,8 +48,8 @@ pub enum Command {
     },
     /// Print the JSON Schema of pipeline files, for editors.
     Schema,
-    /// Run a pipeline in this process and exit with its outcome
-    /// (0 completed, 1 failed or cancelled, 2 bad input).
+    /// Run a pipeline and exit with its outcome (0 completed, 1 failed or
+    /// cancelled, 2 bad input): in this process, or on a server with --server.
     Run(RunArgs),
     /// Inspect and operate runs.
     Runs {
@@ -68,6 +68,34 @@ pub enum Command {
         #[command(subcommand)]
         command: TokenCommand,
     },
+}
+
+/// Where run commands read and operate the ledger: through a server's API
+/// with `--server`, otherwise on the project's own database in this process.
+#[derive(Debug, Clone, Default, Args)]
+pub struct ServerArgs {
+    /// Talk to the sluice server at this address (like
+    /// http://127.0.0.1:8421) instead of opening the project's database.
+    #[arg(long, value_name = "URL", env = "SLUICE_SERVER")]
+    pub server: Option<String>,
+    /// The API token to send to the server (`Authorization: Bearer`).
+    #[arg(
+        long,
+        value_name = "TOKEN",
+        env = "SLUICE_TOKEN",
+        hide_env_values = true
+    )]
+    pub token: Option<String>,
+}
+
+impl ServerArgs {
+    /// The server to talk to; an empty `SLUICE_SERVER` means none.
+    pub fn address(&self) -> Option<&str> {
+        self.server
+            .as_deref()
+            .map(str::trim)
+            .filter(|address| !address.is_empty())
+    }
 }
 
 /// Which database a command opens.
@@ -151,8 +179,14 @@ pub struct RunArgs {
     /// The run's priority (higher runs first).
     #[arg(long)]
     pub priority: Option<i32>,
+    /// With --server: print the run's id as soon as it is created and exit 0
+    /// instead of waiting for its outcome.
+    #[arg(long)]
+    pub detach: bool,
     #[arg(long, short = 'o', value_enum, default_value_t)]
     pub output: OutputFormat,
+    #[command(flatten)]
+    pub server: ServerArgs,
     #[command(flatten)]
     pub project: ProjectArgs,
 }
@@ -167,14 +201,23 @@ pub enum RunsCommand {
         #[arg(long, short = 'o', value_enum, default_value_t)]
         output: OutputFormat,
         #[command(flatten)]
+        server: ServerArgs,
+        #[command(flatten)]
         project: ProjectArgs,
     },
+    /// List every run created in an explicit time window, newest first (for
+    /// scripts: both bounds are required).
+    Query(QueryArgs),
+    /// Write every matching run to stdout as JSON lines or CSV.
+    Export(ExportArgs),
     /// Print the logs of a run's tries.
     Logs(LogsArgs),
     /// Cancel runs: waiting block runs end at once, running ones are killed.
     Cancel {
         #[arg(required = true)]
         runs: Vec<String>,
+        #[command(flatten)]
+        server: ServerArgs,
         #[command(flatten)]
         project: ProjectArgs,
     },
@@ -208,6 +251,71 @@ pub struct ListArgs {
     #[arg(long, short = 'o', value_enum, default_value_t)]
     pub output: OutputFormat,
     #[command(flatten)]
+    pub server: ServerArgs,
+    #[command(flatten)]
+    pub project: ProjectArgs,
+}
+
+#[derive(Debug, Args)]
+pub struct QueryArgs {
+    /// Runs created at or after this RFC 3339 time (required).
+    #[arg(long, value_name = "TIME")]
+    pub after: String,
+    /// Runs created before this RFC 3339 time (required).
+    #[arg(long, value_name = "TIME")]
+    pub before: String,
+    /// Only runs with this status (repeatable).
+    #[arg(long)]
+    pub status: Vec<String>,
+    /// Only runs of this pipeline (repeatable).
+    #[arg(long)]
+    pub pipeline: Vec<String>,
+    #[arg(long, short = 'o', value_enum, default_value_t)]
+    pub output: OutputFormat,
+    #[command(flatten)]
+    pub server: ServerArgs,
+    #[command(flatten)]
+    pub project: ProjectArgs,
+}
+
+/// The formats of a run export.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, ValueEnum)]
+pub enum ExportFormatArg {
+    /// One JSON run per line.
+    #[default]
+    Jsonl,
+    /// A header line, then one run per line.
+    Csv,
+}
+
+#[derive(Debug, Args)]
+pub struct ExportArgs {
+    #[arg(long, value_enum, default_value_t)]
+    pub format: ExportFormatArg,
+    /// Only runs of this pipeline (repeatable).
+    #[arg(long)]
+    pub pipeline: Vec<String>,
+    /// Only runs with this status (repeatable).
+    #[arg(long)]
+    pub status: Vec<String>,
+    /// Only runs of pipelines with this tag.
+    #[arg(long)]
+    pub tag: Option<String>,
+    /// Only runs with this trigger kind (repeatable): manual, schedule, api, ...
+    #[arg(long)]
+    pub trigger: Vec<String>,
+    /// Only runs created within this duration before now, e.g. `6h`, `2d`.
+    #[arg(long, value_name = "DURATION")]
+    pub since: Option<String>,
+    /// Only runs created at or after this RFC 3339 time.
+    #[arg(long, value_name = "TIME")]
+    pub after: Option<String>,
+    /// Only runs created before this RFC 3339 time.
+    #[arg(long, value_name = "TIME")]
+    pub before: Option<String>,
+    #[command(flatten)]
+    pub server: ServerArgs,
+    #[command(flatten)]
     pub project: ProjectArgs,
 }
 
@@ -227,6 +335,8 @@ pub struct LogsArgs {
     #[arg(long, short = 'f')]
     pub follow: bool,
     #[command(flatten)]
+    pub server: ServerArgs,
+    #[command(flatten)]
     pub project: ProjectArgs,
 }
 
@@ -241,6 +351,8 @@ pub struct RetryArgs {
     pub all: bool,
     #[arg(long, short = 'o', value_enum, default_value_t)]
     pub output: OutputFormat,
+    #[command(flatten)]
+    pub server: ServerArgs,
     #[command(flatten)]
     pub project: ProjectArgs,
 }
@@ -263,6 +375,8 @@ pub enum BlocksCommand {
         sample: Option<usize>,
         #[arg(long, value_enum, default_value_t)]
         format: DataFormatArg,
+        #[command(flatten)]
+        server: ServerArgs,
         #[command(flatten)]
         project: ProjectArgs,
     },

@@ -3,13 +3,12 @@
 //! project first finishes runs whose executor is gone, so no run stays
 //! `running` after its `sluice run` process was killed.
 
-use std::path::{Path, PathBuf};
+use std::path::Path;
 use std::sync::Arc;
 
 use sluice_engine::{Engine, EngineConfig, LoadError, Project, SystemClock};
 use sluice_store::Store;
 use sluice_store::blobs::BlobStore;
-use sluice_store::sqlite::SqliteStore;
 
 use crate::Failure;
 
@@ -48,23 +47,32 @@ pub async fn open_with(project: Project) -> Result<Engine, Failure> {
     open_on(project, None).await
 }
 
-/// Opens the store a `--database` value names: a SQLite file path (or
-/// `sqlite://PATH`), or the project's own database when `None`.
+/// Opens the store a `--database` value names: a `postgres://` URL, a
+/// SQLite file path (or `sqlite://PATH`), or the project's own SQLite file
+/// when `None`.
 pub async fn open_store(
     project_dir: &Path,
     database: Option<&str>,
 ) -> Result<Arc<dyn Store>, Failure> {
-    let path = match database {
-        None => project_dir.join(".sluice").join("sluice.db"),
-        Some(url) if url.starts_with("postgres://") || url.starts_with("postgresql://") => {
-            return Err(Failure::bad_input(
-                "this build of sluice has no PostgreSQL backend",
-                Some("use a SQLite file path with --database".to_owned()),
-            ));
-        }
-        Some(url) => PathBuf::from(url.strip_prefix("sqlite://").unwrap_or(url)),
+    let location = match database {
+        None => sluice_store::Location::Sqlite(project_dir.join(".sluice").join("sluice.db")),
+        Some(url) => sluice_store::Location::parse(url),
     };
-    Ok(Arc::new(SqliteStore::open(&path).await?))
+    let shown = match &location {
+        sluice_store::Location::Postgres(_) => "the PostgreSQL database".to_owned(),
+        sluice_store::Location::Sqlite(path) => path.display().to_string(),
+    };
+    location.open().await.map_err(|error| {
+        let mut failure = Failure::from(error);
+        failure.message = format!("cannot open {shown}: {}", failure.message);
+        if failure.hint.is_none() {
+            failure.hint = Some(
+                "check --database (a postgres:// URL or a SQLite file path) and that the database is reachable"
+                    .to_owned(),
+            );
+        }
+        failure
+    })
 }
 
 /// Opens the project's engine on the database a `--database` value names.

@@ -1,14 +1,17 @@
 //! The `sluice` binary: parses the command line, opens the project and its
-//! database, and hands the command to the engine.
+//! database, and hands the command to the engine, or, with `--server`, to a
+//! server's REST API.
 //!
 //! Exit codes: 0 success (a run completed), 1 a run failed or was cancelled,
 //! or sluice could not do what was asked, 2 bad input (invalid pipeline
 //! files, unknown names, missing variables, bad arguments).
 
 mod args;
+mod backend;
 mod commands;
 mod context;
 mod output;
+mod render;
 
 use std::process::ExitCode;
 
@@ -81,6 +84,29 @@ impl From<sluice_store::Error> for Failure {
     }
 }
 
+impl From<sluice_client::Error> for Failure {
+    fn from(error: sluice_client::Error) -> Failure {
+        // The server refused the request as asked (4xx): bad input, like the
+        // same mistake in embedded mode. Anything else is sluice failing.
+        let code = match error.status() {
+            Some(status) if (400..500).contains(&status) => 2,
+            _ => 1,
+        };
+        let hint = match error.code() {
+            Some("unauthorized") => Some(
+                "pass a valid API token with --token (or SLUICE_TOKEN); an admin creates one with `sluice token create`"
+                    .to_owned(),
+            ),
+            _ => error.hint(),
+        };
+        Failure {
+            code,
+            message: error.to_string(),
+            hint,
+        }
+    }
+}
+
 pub type CommandResult = Result<u8, Failure>;
 
 fn main() -> ExitCode {
@@ -128,10 +154,17 @@ async fn dispatch(cli: Cli) -> CommandResult {
             RunsCommand::Show {
                 run,
                 output,
+                server,
                 project,
-            } => commands::runs::show(&run, output, &project).await,
-            RunsCommand::Logs(args) => commands::runs::logs(args).await,
-            RunsCommand::Cancel { runs, project } => commands::runs::cancel(&runs, &project).await,
+            } => commands::runs::show(&run, output, &server, &project).await,
+            RunsCommand::Query(args) => commands::runs::query(args).await,
+            RunsCommand::Export(args) => commands::runs::export(args).await,
+            RunsCommand::Logs(args) => commands::logs::logs(args).await,
+            RunsCommand::Cancel {
+                runs,
+                server,
+                project,
+            } => commands::runs::cancel(&runs, &server, &project).await,
             RunsCommand::Retry(args) => commands::run::retry(args).await,
         },
         Command::Blocks { command } => match command {
@@ -139,8 +172,9 @@ async fn dispatch(cli: Cli) -> CommandResult {
                 block_run,
                 sample,
                 format,
+                server,
                 project,
-            } => commands::blocks_output(&block_run, sample, format, &project).await,
+            } => commands::blocks_output(&block_run, sample, format, &server, &project).await,
         },
         Command::Up(args) => commands::server::up(args).await,
         Command::Token { command } => match command {

@@ -272,8 +272,9 @@ fn command_for(block: &Block, context: &EvalContext<'_>) -> std::result::Result<
         BlockKind::Script { path } => Ok(Command::Script {
             path: PathBuf::from(path),
         }),
+        // Child pipelines do not run a command: `execute` starts the child.
         BlockKind::Pipeline { name, .. } => Err(format!(
-            "block `{}` calls pipeline `{name}`, but child pipeline runs are not available in this version of sluice",
+            "block `{}` calls pipeline `{name}` and has no command",
             block.id
         )),
     }
@@ -332,6 +333,22 @@ async fn execute(engine: &Engine, claim: Claim, cancel: CancellationToken) -> Re
     let masker = sluice_exec::Masker::new(&secrets);
 
     let outcome = match (command, block) {
+        (
+            _,
+            Some(Block {
+                kind: BlockKind::Pipeline { name, variables },
+                ..
+            }),
+        ) => {
+            let parent = crate::child::Parent {
+                run: &run,
+                block_run: &block_run,
+                attempt_try: &attempt_try,
+            };
+            let outcome =
+                crate::child::run_child(engine, parent, name, variables, &context, cancel).await;
+            Ok((outcome, StoredFiles::default()))
+        }
         (Ok(command), Some(block)) => {
             let mut inputs = serde_json::Map::new();
             for need in &block.needs {

@@ -8,6 +8,7 @@
 //! with a slow poll as the fallback.
 
 pub mod agent;
+mod child;
 pub mod clock;
 pub mod data;
 pub mod error;

@@ -16,7 +16,7 @@ use std::sync::Arc;
 
 use jiff::Timestamp;
 use sluice_core::expr::{BlockFacts, EvalContext, RunFacts};
-use sluice_core::spec::{BlockKind, Pipeline, TimeoutStatus};
+use sluice_core::spec::{Pipeline, TimeoutStatus};
 use sluice_core::status::{BlockRunStatus, RunStatus};
 use sluice_store::{BlockRunNext, BlockRunRecord, RunFlag, RunRecord, TryCompletion, TryStatus};
 
@@ -412,15 +412,6 @@ impl Engine {
                     ));
                 }
             }
-        }
-        if let BlockKind::Pipeline { name, .. } = &block.kind {
-            return Some((
-                BlockRunStatus::Failed,
-                Some(format!(
-                    "block `{}` calls pipeline `{name}`, but child pipeline runs are not available in this version of sluice",
-                    block.id
-                )),
-            ));
         }
         Some((BlockRunStatus::Queued, None))
     }

@@ -70,6 +70,8 @@ pub struct TriggerDeclaration {
     /// `schedule`, `every`, `once`, `always_on`, `api` or `webhook`.
     pub kind: String,
     pub enabled: bool,
+    /// When it fires next (schedules, intervals and `once` only).
+    pub next_fire_at: Option<jiff::Timestamp>,
 }
 
 /// `GET /api/pipelines/{name}`.

@@ -1,6 +1,7 @@
 //! The run ledger's storage: one [`Store`] interface with an SQLite backend
-//! (the embedded default), a content-addressed blob directory, and a
-//! conformance suite every backend must pass.
+//! (the embedded default) and a PostgreSQL backend (several servers on one
+//! database), [`open`] to pick one from a URL or a path, a content-addressed
+//! blob directory, and a conformance suite every backend must pass.
 //!
 //! Architecture invariant: every status change is a conditional update on the
 //! expected current status (checked against `sluice_core::status` first), and
@@ -9,8 +10,11 @@
 
 pub mod blobs;
 pub mod conformance;
+mod encoding;
 pub mod model;
+mod open;
 pub mod params;
+pub mod postgres;
 pub mod sqlite;
 
 use async_trait::async_trait;
@@ -19,6 +23,7 @@ use sluice_core::ids::{BlockRunId, ExecutorId, RunId, TryId};
 use sluice_core::status::{RunStatus, TransitionError};
 
 pub use model::*;
+pub use open::{Location, open};
 pub use params::*;
 
 /// A store error.

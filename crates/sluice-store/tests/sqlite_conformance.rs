@@ -40,6 +40,7 @@ conformance_cases!(
     claim_order,
     claim_respects_limits,
     concurrent_claims_are_exclusive,
+    concurrent_claims_respect_block_concurrency,
     lease_fencing,
     retry_then_reclaim,
     expired_tries,

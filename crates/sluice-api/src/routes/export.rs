@@ -23,7 +23,8 @@ enum Format {
     Csv,
 }
 
-const CSV_COLUMNS: [&str; 13] = [
+/// The columns of a CSV export, in order.
+pub const CSV_COLUMNS: [&str; 13] = [
     "id",
     "pipeline",
     "status",
@@ -47,7 +48,20 @@ fn csv_field(text: &str) -> String {
     }
 }
 
-fn csv_line(run: &Run) -> String {
+/// The header line of a CSV export, with its line ending.
+pub fn csv_header() -> String {
+    format!("{}\n", CSV_COLUMNS.join(","))
+}
+
+/// One run as a line of a JSON lines export, with its line ending.
+pub fn jsonl_line(run: &Run) -> String {
+    let mut line = serde_json::to_string(run).unwrap_or_default();
+    line.push('\n');
+    line
+}
+
+/// One run as a line of a CSV export, with its line ending.
+pub fn csv_line(run: &Run) -> String {
     let time = |at: Option<jiff::Timestamp>| at.map(|at| at.to_string()).unwrap_or_default();
     let variables: serde_json::Map<String, serde_json::Value> = run
         .variables
@@ -96,7 +110,7 @@ impl Export {
         if !self.header_sent {
             self.header_sent = true;
             if self.format == Format::Csv {
-                return Some(Ok(Bytes::from(format!("{}\n", CSV_COLUMNS.join(",")))));
+                return Some(Ok(Bytes::from(csv_header())));
             }
         }
         let page = match self.engine.list_runs(&self.query).await {
@@ -114,10 +128,7 @@ impl Export {
             let run = convert::run(record);
             match self.format {
                 Format::Csv => chunk.push_str(&csv_line(&run)),
-                Format::Jsonl => {
-                    chunk.push_str(&serde_json::to_string(&run).unwrap_or_default());
-                    chunk.push('\n');
-                }
+                Format::Jsonl => chunk.push_str(&jsonl_line(&run)),
             }
         }
         match page.next_cursor {

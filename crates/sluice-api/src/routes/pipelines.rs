@@ -6,7 +6,8 @@ use axum::extract::{Path, State};
 use axum::http::{HeaderMap, HeaderValue, StatusCode, header};
 use axum::response::{IntoResponse, Response};
 use axum::{Extension, Json};
-use sluice_core::spec::{BlockKind, Pipeline};
+use sluice_core::schedule::Schedule;
+use sluice_core::spec::{BlockKind, Pipeline, TriggerSpec};
 use sluice_engine::project::sha256_hex;
 use sluice_engine::sluice_store::{InvokedBy, RunQuery};
 use sluice_engine::{LoadedPipeline, TriggerRequest};
@@ -25,11 +26,40 @@ use crate::extract::{ApiJson, check_id};
 pub const IDEMPOTENCY_KEY: &str = "idempotency-key";
 const MAX_IDEMPOTENCY_KEY_LEN: usize = 255;
 
-fn summary(loaded: &LoadedPipeline, last_run: Option<LastRun>) -> PipelineSummary {
+/// When an enabled trigger with a schedule (`schedule`, `every`, `once`)
+/// fires next after `now`, within its `start`/`end`.
+pub fn trigger_next_fire(trigger: &TriggerSpec, now: jiff::Timestamp) -> Option<jiff::Timestamp> {
+    if !trigger.enabled {
+        return None;
+    }
+    let schedule = Schedule::from_kind(&trigger.kind).ok().flatten()?;
+    let next = match trigger.start {
+        Some(start) if start > now => schedule.at_or_after(start)?,
+        _ => schedule.next_after(now)?,
+    };
+    match trigger.end {
+        Some(end) if next > end => None,
+        _ => Some(next),
+    }
+}
+
+/// When the pipeline's first enabled schedule fires next.
+pub fn next_fire_at(spec: &Pipeline, now: jiff::Timestamp) -> Option<jiff::Timestamp> {
+    spec.triggers
+        .iter()
+        .filter_map(|trigger| trigger_next_fire(trigger, now))
+        .min()
+}
+
+fn summary(
+    loaded: &LoadedPipeline,
+    last_run: Option<LastRun>,
+    now: jiff::Timestamp,
+) -> PipelineSummary {
     let spec = &loaded.spec;
     PipelineSummary {
         last_run,
-        next_fire_at: None,
+        next_fire_at: next_fire_at(spec, now),
         name: spec.name.clone(),
         description: spec.description.clone(),
         tags: spec.tags.clone(),
@@ -39,7 +69,7 @@ fn summary(loaded: &LoadedPipeline, last_run: Option<LastRun>) -> PipelineSummar
     }
 }
 
-fn details(loaded: &LoadedPipeline) -> PipelineDetails {
+fn details(loaded: &LoadedPipeline, now: jiff::Timestamp) -> PipelineDetails {
     let spec: &Pipeline = &loaded.spec;
     PipelineDetails {
         name: spec.name.clone(),
@@ -95,6 +125,7 @@ fn details(loaded: &LoadedPipeline) -> PipelineDetails {
                 name: trigger.name.clone(),
                 kind: trigger.kind.key().to_owned(),
                 enabled: trigger.enabled,
+                next_fire_at: trigger_next_fire(trigger, now),
             })
             .collect(),
     }
@@ -138,7 +169,7 @@ pub async fn list(State(state): State<AppState>) -> ApiResult<Json<PipelineList>
             created_at: run.created_at,
             finished_at: run.finished_at,
         });
-        pipelines.push(summary(loaded, last_run));
+        pipelines.push(summary(loaded, last_run, state.engine.clock().now()));
     }
     Ok(Json(PipelineList { pipelines }))
 }
@@ -151,7 +182,10 @@ pub async fn show(
     State(state): State<AppState>,
     Path(name): Path<String>,
 ) -> ApiResult<Json<PipelineDetails>> {
-    Ok(Json(details(&find(&state, &name)?)))
+    Ok(Json(details(
+        &find(&state, &name)?,
+        state.engine.clock().now(),
+    )))
 }
 
 /// Starts a run. With an `Idempotency-Key`, a replay of the same request

@@ -1,16 +1,18 @@
 //! The commands of `sluice`, one function each.
 
+pub mod logs;
+pub mod remote;
 pub mod run;
 pub mod runs;
 pub mod server;
 
 use std::path::PathBuf;
 
-use sluice_core::ids::BlockRunId;
 use sluice_core::spec;
 
-use crate::args::{DataFormatArg, ProjectArgs};
-use crate::{CommandResult, Failure, context, output};
+use crate::args::{DataFormatArg, ProjectArgs, ServerArgs};
+use crate::backend::Backend;
+use crate::{CommandResult, Failure, context, output, render};
 
 /// The files `sluice init` writes, taken from the example project.
 const INIT_FILES: &[(&str, &str)] = &[
@@ -92,16 +94,15 @@ pub async fn blocks_output(
     block_run: &str,
     sample: Option<usize>,
     format: DataFormatArg,
+    server: &ServerArgs,
     project: &ProjectArgs,
 ) -> CommandResult {
-    let engine = context::open(&project.dir()).await?;
-    let result = engine
-        .block_output(&BlockRunId(block_run.to_owned()), sample)
-        .await?;
+    let backend = Backend::open(server, project).await?;
+    let result = backend.block_outputs(block_run, sample).await?;
     match format {
         DataFormatArg::Json => output::print_json(&result)?,
         DataFormatArg::Csv => match &result.data {
-            Some(table) => print!("{}", table.to_csv()?),
+            Some(table) => print!("{}", render::table_csv(table)?),
             None => {
                 for (key, value) in &result.outputs {
                     eprintln!("{key}={value}");

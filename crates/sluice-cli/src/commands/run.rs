@@ -1,7 +1,8 @@
 //! `sluice run` and `sluice runs retry` in embedded mode: the engine runs in
 //! this process on the project's SQLite file, shows progress, and the exit
 //! code is the run's outcome. Ctrl-C cancels the run cleanly: its processes
-//! are killed and it ends `cancelled`, never left `running`.
+//! are killed and it ends `cancelled`, never left `running`. With
+//! `--server`, both commands hand over to [`super::remote`].
 
 use std::collections::BTreeMap;
 use std::io::Write;
@@ -13,10 +14,11 @@ use sluice_core::status::{BlockRunStatus, RunStatus};
 use sluice_core::vars::parse_assignment;
 use sluice_engine::agent::{LocalAgent, Scope, drive_run, host_name};
 use sluice_engine::{Engine, Event, RetryMode, RetryRequest, TriggerRequest};
-use sluice_store::{InvokedBy, RunRecord};
+use sluice_store::InvokedBy;
 
 use crate::args::{OutputFormat, RetryArgs, RunArgs};
-use crate::{CommandResult, Failure, context, output};
+use crate::commands::remote;
+use crate::{CommandResult, Failure, context, output, render};
 
 /// Who is at the keyboard, for `invoked_by.actor` and the audit log.
 pub fn actor() -> String {
@@ -31,6 +33,15 @@ pub fn exit_code(status: RunStatus) -> u8 {
     match status {
         RunStatus::Completed => 0,
         _ => 1,
+    }
+}
+
+/// The exit code for a run's final status as the API names it.
+pub fn exit_code_of(status: &str) -> u8 {
+    if status == RunStatus::Completed.as_str() {
+        0
+    } else {
+        1
     }
 }
 
@@ -55,7 +66,9 @@ fn read_variables_file(path: &std::path::Path) -> Result<BTreeMap<String, Value>
     })
 }
 
-pub async fn run(args: RunArgs) -> CommandResult {
+/// The variables of `-v NAME=VALUE` and `--variables-file`, the flags
+/// winning over the file.
+fn variables(args: &RunArgs) -> Result<BTreeMap<String, Value>, Failure> {
     let mut variables = match &args.variables_file {
         Some(path) => read_variables_file(path)?,
         None => BTreeMap::new(),
@@ -68,6 +81,20 @@ pub async fn run(args: RunArgs) -> CommandResult {
             )
         })?;
         variables.insert(name, value);
+    }
+    Ok(variables)
+}
+
+pub async fn run(args: RunArgs) -> CommandResult {
+    let variables = variables(&args)?;
+    if let Some(server) = args.server.address() {
+        return remote::run(server, &args, variables).await;
+    }
+    if args.detach {
+        return Err(Failure::bad_input(
+            "--detach needs a server: this process would stop the run it started",
+            Some("pass --server URL (or set SLUICE_SERVER), or leave out --detach".to_owned()),
+        ));
     }
     let engine = context::open(&args.project.dir()).await?;
     let mut agent = LocalAgent::register(engine.clone(), "embedded", Scope::Owned, None).await?;
@@ -99,6 +126,9 @@ pub async fn run(args: RunArgs) -> CommandResult {
 }
 
 pub async fn retry(args: RetryArgs) -> CommandResult {
+    if let Some(server) = args.server.address() {
+        return remote::retry(server, &args).await;
+    }
     let engine = context::open(&args.project.dir()).await?;
     let mode = match (&args.from, args.all) {
         (Some(block), _) => RetryMode::FromBlock(block.clone()),
@@ -169,28 +199,9 @@ async fn finish(
     // The progress task ends on the run's final event; give it the event.
     let _ = tokio::time::timeout(std::time::Duration::from_secs(2), progress).await;
     let elapsed = started.elapsed().as_secs_f64();
-    print_outcome(&run, elapsed, format)?;
-    Ok(exit_code(run.status))
-}
-
-fn print_outcome(run: &RunRecord, elapsed: f64, format: OutputFormat) -> Result<(), Failure> {
-    match format {
-        OutputFormat::Json => output::print_json(run),
-        OutputFormat::Table => {
-            let colour = output::colour_enabled_for_stdout();
-            let mut line = format!(
-                "run {} {} in {}",
-                run.id,
-                output::status(run.status.as_str(), colour),
-                output::human(elapsed)
-            );
-            if let Some(error) = &run.error {
-                line.push_str(&format!(": {error}"));
-            }
-            println!("{line}");
-            Ok(())
-        }
-    }
+    let code = exit_code(run.status);
+    render::print_outcome(&sluice_api::convert::run(run), elapsed, format)?;
+    Ok(code)
 }
 
 /// One block's line in the live view.

@@ -46,6 +46,8 @@ impl Project {
             .arg(self.path())
             .env("NO_COLOR", "1")
             .env_remove("SLUICE_PROJECT")
+            .env_remove("SLUICE_SERVER")
+            .env_remove("SLUICE_TOKEN")
             .stdin(Stdio::null());
         command
     }

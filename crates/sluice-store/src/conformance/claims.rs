@@ -254,6 +254,40 @@ pub async fn two_stores_never_double_claim(first: Arc<dyn Store>, second: Arc<dy
     assert_eq!(claim_concurrently(&[first, second], 4).await, 50);
 }
 
+/// Claimers racing for a run with `block_concurrency: 2` never run more
+/// than two of its block runs at once: each round of eight simultaneous
+/// claims takes exactly the free slots.
+pub async fn concurrent_claims_respect_block_concurrency(store: Arc<dyn Store>) {
+    let names: Vec<String> = (0..6).map(|index| format!("b{index}")).collect();
+    let names: Vec<&str> = names.iter().map(String::as_str).collect();
+    let mut run = new_run("limited", "etl", &names);
+    run.block_concurrency = Some(2);
+    let id = running_run(&store, run).await;
+    for name in &names {
+        queue(&store, &block_id(id.as_str(), name), at(1)).await;
+    }
+    let mut claimed = HashSet::new();
+    for round in 0..3 {
+        let mut tasks = tokio::task::JoinSet::new();
+        for task in 0..8 {
+            let store = store.clone();
+            tasks.spawn(async move {
+                store
+                    .claim(&claim_request(&format!("agent-{task}"), at(10)))
+                    .await
+                    .unwrap()
+            });
+        }
+        let claims: Vec<_> = tasks.join_all().await.into_iter().flatten().collect();
+        assert_eq!(claims.len(), 2, "round {round}: {} claims", claims.len());
+        for claim in &claims {
+            assert!(claimed.insert(claim.block_run.id.clone()), "claimed twice");
+            store.complete_try(&success(claim, at(11))).await.unwrap();
+        }
+    }
+    assert_eq!(claimed.len(), names.len());
+}
+
 /// Renewals, completions and log chunks carry the lease epoch; a stale one
 /// is refused, and a renewal reports a cancellation request.
 pub async fn lease_fencing(store: Arc<dyn Store>) {

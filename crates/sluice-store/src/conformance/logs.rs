@@ -70,6 +70,12 @@ pub async fn log_chunks(store: Arc<dyn Store>) {
             .unwrap()
             .is_empty()
     );
+
+    // A process may print any character, NUL included; it comes back as it
+    // was printed.
+    let odd = chunk(5, "nul \u{0} tab \t quote \" emoji \u{1f600}");
+    store.append_log_chunk(&odd, epoch).await.unwrap();
+    assert_eq!(store.read_log(&try_id, Some(4), 10).await.unwrap(), [odd]);
 }
 
 /// The audit log reads newest first, paged by id.

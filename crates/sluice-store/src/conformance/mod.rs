@@ -22,8 +22,9 @@ use std::sync::Arc;
 use crate::Store;
 
 pub use claims::{
-    claim_order, claim_respects_limits, concurrent_claims_are_exclusive, expired_tries,
-    lease_fencing, retry_then_reclaim, two_stores_never_double_claim,
+    claim_order, claim_respects_limits, concurrent_claims_are_exclusive,
+    concurrent_claims_respect_block_concurrency, expired_tries, lease_fencing, retry_then_reclaim,
+    two_stores_never_double_claim,
 };
 pub use logs::{audit_paging, executors, log_chunks};
 pub use runs::{
@@ -48,6 +49,7 @@ where
     claim_order(make().await).await;
     claim_respects_limits(make().await).await;
     concurrent_claims_are_exclusive(make().await).await;
+    concurrent_claims_respect_block_concurrency(make().await).await;
     lease_fencing(make().await).await;
     retry_then_reclaim(make().await).await;
     expired_tries(make().await).await;

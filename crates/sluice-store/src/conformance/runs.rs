@@ -66,6 +66,15 @@ pub async fn create_and_get_run(store: Arc<dyn Store>) {
             "token".to_owned(),
             variable(serde_json::json!("s3cr3t"), VariableLayer::Run, true),
         ),
+        // Variables are data: any character survives the round trip.
+        (
+            "odd".to_owned(),
+            variable(
+                serde_json::json!("nul \u{0} quote \" emoji \u{1f600}"),
+                VariableLayer::Run,
+                false,
+            ),
+        ),
     ]));
     run.created_at = at(10);
     run.sla_at = Some(at(3_600));

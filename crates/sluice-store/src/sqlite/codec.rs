@@ -1,30 +1,28 @@
 //! Conversions between the store's records and SQLite rows: timestamps as
-//! integer microseconds, JSON as text, statuses as their names, and the
-//! mapping of sqlx errors onto [`Error`].
+//! integer microseconds, JSON as text, statuses as their names (the shared
+//! encoding in `crate::encoding`), and the mapping of sqlx errors onto
+//! [`Error`].
 
 use std::borrow::Cow;
 
 use jiff::Timestamp;
-use serde::Serialize;
 use serde::de::DeserializeOwned;
 use sluice_core::ids::{BlockRunId, ExecutorId, RunId, TryId};
-use sluice_core::status::{BlockRunStatus, RunStatus};
 use sqlx::sqlite::SqliteRow;
 use sqlx::{Decode, Row, Sqlite, Type};
 
+pub(super) use crate::encoding::{
+    MAX_ROWS, bounded_limit, micros, opt_micros, run_status, timestamp, to_json,
+};
+use crate::encoding::{block_run_status, from_json, opt_timestamp, try_status};
 use crate::{
     AttemptRecord, BlockRunRecord, DataRef, Error, InvokedBy, Result, RunRecord, TryRecord,
-    TryStatus,
 };
 
 /// The SQLite primary result codes that mean "another connection holds the
 /// lock": `SQLITE_BUSY` and `SQLITE_LOCKED`.
 const SQLITE_BUSY: i64 = 5;
 const SQLITE_LOCKED: i64 = 6;
-
-/// The most rows a listing without its own limit returns; it bounds every
-/// query even where the caller expects "all" (a run's block runs or tries).
-pub(super) const MAX_ROWS: i64 = 10_000;
 
 /// Maps sqlx results onto the store's errors.
 pub(super) trait DbResultExt<T> {
@@ -64,33 +62,6 @@ pub(super) fn is_busy(error: &sqlx::Error) -> bool {
         Some(code) => matches!(code & 0xff, SQLITE_BUSY | SQLITE_LOCKED),
         None => database_error.message().contains("database is locked"),
     }
-}
-
-pub(super) fn micros(at: Timestamp) -> i64 {
-    at.as_microsecond()
-}
-
-pub(super) fn opt_micros(at: Option<Timestamp>) -> Option<i64> {
-    at.map(micros)
-}
-
-pub(super) fn timestamp(micros: i64) -> Result<Timestamp> {
-    Timestamp::from_microsecond(micros)
-        .map_err(|_| Error::Corrupt(format!("timestamp {micros} is out of range")))
-}
-
-pub(super) fn opt_timestamp(micros: Option<i64>) -> Result<Option<Timestamp>> {
-    micros.map(timestamp).transpose()
-}
-
-pub(super) fn to_json<T: Serialize + ?Sized>(value: &T) -> Result<String> {
-    serde_json::to_string(value)
-        .map_err(|error| Error::Corrupt(format!("cannot encode a value as JSON: {error}")))
-}
-
-pub(super) fn from_json<T: DeserializeOwned>(text: &str, what: &str) -> Result<T> {
-    serde_json::from_str(text)
-        .map_err(|error| Error::Corrupt(format!("{what} is not valid JSON: {error}")))
 }
 
 /// Reads one column of a row.
@@ -152,20 +123,6 @@ pub(super) fn get_json<T: DeserializeOwned>(row: &SqliteRow, column: &str) -> Re
 fn get_opt_json<T: DeserializeOwned>(row: &SqliteRow, column: &str) -> Result<Option<T>> {
     let text: Option<String> = get(row, column)?;
     text.map(|text| from_json(&text, column)).transpose()
-}
-
-pub(super) fn run_status(name: &str) -> Result<RunStatus> {
-    name.parse()
-        .map_err(|_| Error::Corrupt(format!("unknown run status `{name}`")))
-}
-
-pub(super) fn block_run_status(name: &str) -> Result<BlockRunStatus> {
-    name.parse()
-        .map_err(|_| Error::Corrupt(format!("unknown block run status `{name}`")))
-}
-
-fn try_status(name: &str) -> Result<TryStatus> {
-    TryStatus::parse(name).ok_or_else(|| Error::Corrupt(format!("unknown try status `{name}`")))
 }
 
 /// The columns of `pipeline_run` that make a [`RunRecord`].
@@ -294,9 +251,4 @@ pub(super) fn try_from_row(row: &SqliteRow) -> Result<TryRecord> {
         error: get(row, "error")?,
         timed_out: get_bool(row, "timed_out")?,
     })
-}
-
-/// Converts a caller's `limit` into a bounded SQL `LIMIT`.
-pub(super) fn bounded_limit(limit: u32) -> i64 {
-    i64::from(limit).clamp(0, MAX_ROWS)
 }
