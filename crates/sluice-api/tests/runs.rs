@@ -500,3 +500,75 @@ async fn pipelines_show_their_last_run_and_next_fire_time() {
     assert_eq!(after["pipelines"][0]["last_run"]["id"], id.as_str());
     assert_eq!(after["pipelines"][0]["last_run"]["status"], "completed");
 }
+
+#[tokio::test]
+async fn runs_are_found_by_text_and_by_start_and_finish_windows() {
+    let world = common::world(&[("etl", ETL), ("fails", FAILS)], false).await;
+    let ok = run_id(
+        &world
+            .post(
+                "/api/pipelines/etl/runs",
+                serde_json::json!({"variables": {"region": "Lapland", "password": CANARY}}),
+            )
+            .await,
+    );
+    world.finish(&ok).await;
+    let failed = run_id(
+        &world
+            .post("/api/pipelines/fails/runs", serde_json::json!({}))
+            .await,
+    );
+    world.finish(&failed).await;
+
+    let found = |answer: common::Answer| -> Vec<String> {
+        assert_eq!(answer.status, StatusCode::OK, "{}", answer.text());
+        answer.json()["pipeline_runs"]
+            .as_array()
+            .expect("runs")
+            .iter()
+            .filter_map(|run| run["id"].as_str().map(str::to_owned))
+            .collect()
+    };
+    assert_eq!(
+        found(world.get("/api/pipeline_runs?q=lapland").await),
+        vec![ok.clone()]
+    );
+    assert_eq!(
+        found(world.get("/api/pipeline_runs?q=broken").await),
+        vec![failed.clone()]
+    );
+    assert_eq!(
+        found(
+            world
+                .get(&format!("/api/pipeline_runs?q={}", &ok[..13]))
+                .await
+        ),
+        vec![ok.clone()]
+    );
+    assert!(found(world.get(&format!("/api/pipeline_runs?q={CANARY}")).await).is_empty());
+
+    let hour_ago = jiff::Timestamp::now() - jiff::SignedDuration::from_hours(1);
+    let in_an_hour = jiff::Timestamp::now() + jiff::SignedDuration::from_hours(1);
+    let finished = found(
+        world
+            .get(&format!(
+                "/api/pipeline_runs?finished_after={hour_ago}&finished_before={in_an_hour}&status=failed"
+            ))
+            .await,
+    );
+    assert_eq!(finished, vec![failed.clone()]);
+    assert!(
+        found(
+            world
+                .get(&format!("/api/pipeline_runs?started_before={hour_ago}"))
+                .await
+        )
+        .is_empty()
+    );
+    let bad = world
+        .get(&format!(
+            "/api/pipeline_runs?started_after={in_an_hour}&started_before={hour_ago}"
+        ))
+        .await;
+    assert_eq!(bad.status, StatusCode::BAD_REQUEST);
+}

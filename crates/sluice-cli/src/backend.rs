@@ -64,6 +64,7 @@ impl RunFilter {
             order: Default::default(),
             limit,
             cursor,
+            ..RunQuery::default()
         }
     }
 

@@ -174,6 +174,21 @@ pub struct RunFilter {
     /// Runs created before this time.
     #[serde(default)]
     pub before: Option<Timestamp>,
+    /// Started at or after (RFC 3339).
+    #[serde(default)]
+    pub started_after: Option<Timestamp>,
+    /// Started before (RFC 3339).
+    #[serde(default)]
+    pub started_before: Option<Timestamp>,
+    /// Finished at or after (RFC 3339).
+    #[serde(default)]
+    pub finished_after: Option<Timestamp>,
+    /// Finished before (RFC 3339).
+    #[serde(default)]
+    pub finished_before: Option<Timestamp>,
+    /// Text in the run id, pipeline, error or a non-secret variable value.
+    #[serde(default)]
+    pub q: Option<String>,
 }
 
 /// What a batch does to each run.

@@ -197,6 +197,17 @@ pub struct RunQuery {
     pub created_after: Option<Timestamp>,
     /// Runs created strictly before this instant.
     pub created_before: Option<Timestamp>,
+    /// Runs that started at or after this instant.
+    pub started_after: Option<Timestamp>,
+    /// Runs that started strictly before this instant.
+    pub started_before: Option<Timestamp>,
+    /// Runs that finished at or after this instant.
+    pub finished_after: Option<Timestamp>,
+    /// Runs that finished strictly before this instant.
+    pub finished_before: Option<Timestamp>,
+    /// Runs whose id, pipeline, error or a non-secret variable value
+    /// contains this text (ASCII letters compared without case).
+    pub text: Option<String>,
     pub order: Order,
     /// Runs per page, between 1 and 1,000 (other values are clamped).
     pub limit: u32,

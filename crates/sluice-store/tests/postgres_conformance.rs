@@ -166,6 +166,7 @@ conformance_cases!(
     audit_paging,
     executors,
     run_counts,
+    run_search_and_windows,
     artifact_search,
     api_tokens,
     idempotency_keys,

@@ -149,6 +149,11 @@ impl Export {
         ("trigger" = Option<Vec<String>>, Query, description = "Only these trigger kinds"),
         ("after" = Option<String>, Query, description = "Created at or after (RFC 3339)"),
         ("before" = Option<String>, Query, description = "Created before (RFC 3339)"),
+        ("started_after" = Option<String>, Query, description = "Started at or after (RFC 3339)"),
+        ("started_before" = Option<String>, Query, description = "Started before (RFC 3339)"),
+        ("finished_after" = Option<String>, Query, description = "Finished at or after (RFC 3339)"),
+        ("finished_before" = Option<String>, Query, description = "Finished before (RFC 3339)"),
+        ("q" = Option<String>, Query, description = "Text in the run id, pipeline, error or a non-secret variable value"),
         ("order" = Option<String>, Query, description = "`newest` (default) or `oldest`")),
     responses(
         (status = 200, description = "One run per line", content_type = "application/x-ndjson", body = String),

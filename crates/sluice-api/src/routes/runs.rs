@@ -20,6 +20,9 @@ use crate::convert;
 use crate::error::{ApiError, ApiResult};
 use crate::extract::{ApiJson, QueryParams, check_id};
 
+/// The longest search text accepted.
+const MAX_SEARCH_LEN: usize = 200;
+
 /// The most runs one page holds.
 pub const MAX_PAGE: u32 = 500;
 const DEFAULT_PAGE: u32 = 50;
@@ -73,6 +76,11 @@ pub fn query_filter(params: &mut QueryParams) -> ApiResult<RunFilter> {
         trigger: params.all("trigger"),
         after: params.timestamp("after")?,
         before: params.timestamp("before")?,
+        started_after: params.timestamp("started_after")?,
+        started_before: params.timestamp("started_before")?,
+        finished_after: params.timestamp("finished_after")?,
+        finished_before: params.timestamp("finished_before")?,
+        q: params.one("q")?,
     })
 }
 
@@ -87,12 +95,35 @@ pub fn run_query(filter: &RunFilter) -> ApiResult<RunQuery> {
     if let Some(tag) = &filter.tag {
         check_id("tag", tag)?;
     }
-    if let (Some(after), Some(before)) = (filter.after, filter.before)
-        && after >= before
-    {
-        return Err(ApiError::bad_request(
+    for (after, before, names) in [
+        (
+            filter.after,
+            filter.before,
             "`after` must be earlier than `before`",
-        ));
+        ),
+        (
+            filter.started_after,
+            filter.started_before,
+            "`started_after` must be earlier than `started_before`",
+        ),
+        (
+            filter.finished_after,
+            filter.finished_before,
+            "`finished_after` must be earlier than `finished_before`",
+        ),
+    ] {
+        if let (Some(after), Some(before)) = (after, before)
+            && after >= before
+        {
+            return Err(ApiError::bad_request(names));
+        }
+    }
+    if let Some(text) = &filter.q
+        && (text.trim().is_empty() || text.len() > MAX_SEARCH_LEN)
+    {
+        return Err(ApiError::bad_request(format!(
+            "`q` must hold 1 to {MAX_SEARCH_LEN} characters"
+        )));
     }
     Ok(RunQuery {
         pipelines: filter.pipeline.clone(),
@@ -101,6 +132,11 @@ pub fn run_query(filter: &RunFilter) -> ApiResult<RunQuery> {
         trigger_kinds: filter.trigger.clone(),
         created_after: filter.after,
         created_before: filter.before,
+        started_after: filter.started_after,
+        started_before: filter.started_before,
+        finished_after: filter.finished_after,
+        finished_before: filter.finished_before,
+        text: filter.q.as_deref().map(str::trim).map(str::to_owned),
         order: Order::NewestFirst,
         limit: MAX_PAGE,
         cursor: None,
@@ -127,6 +163,11 @@ pub fn parse_order(params: &mut QueryParams) -> ApiResult<Order> {
         ("trigger" = Option<Vec<String>>, Query, description = "Only these trigger kinds (`invoked_by.kind`)"),
         ("after" = Option<String>, Query, description = "Created at or after (RFC 3339)"),
         ("before" = Option<String>, Query, description = "Created before (RFC 3339)"),
+        ("started_after" = Option<String>, Query, description = "Started at or after (RFC 3339)"),
+        ("started_before" = Option<String>, Query, description = "Started before (RFC 3339)"),
+        ("finished_after" = Option<String>, Query, description = "Finished at or after (RFC 3339)"),
+        ("finished_before" = Option<String>, Query, description = "Finished before (RFC 3339)"),
+        ("q" = Option<String>, Query, description = "Text in the run id, pipeline, error or a non-secret variable value (ASCII letters without case)"),
         ("order" = Option<String>, Query, description = "`newest` (default) or `oldest`"),
         ("limit" = Option<u32>, Query, description = "Runs per page, 1 to 500 (default 50)"),
         ("next_cursor" = Option<String>, Query, description = "The `next_cursor` of the previous page"),

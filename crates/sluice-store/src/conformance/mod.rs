@@ -31,7 +31,9 @@ pub use runs::{
     block_run_transitions, cancel_requests_and_flags, create_and_get_run, idempotent_create,
     keyset_pagination, run_transitions, start_attempt_rules,
 };
-pub use server::{api_tokens, artifact_search, idempotency_keys, run_counts};
+pub use server::{
+    api_tokens, artifact_search, idempotency_keys, run_counts, run_search_and_windows,
+};
 
 /// Runs every case that needs one store, each on a fresh store from `make`.
 pub async fn run_all<F, Fut>(make: F)
@@ -57,6 +59,7 @@ where
     audit_paging(make().await).await;
     executors(make().await).await;
     run_counts(make().await).await;
+    run_search_and_windows(make().await).await;
     artifact_search(make().await).await;
     api_tokens(make().await).await;
     idempotency_keys(make().await).await;

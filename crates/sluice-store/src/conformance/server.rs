@@ -6,7 +6,7 @@ use std::sync::Arc;
 use sluice_core::status::{BlockRunStatus, RunStatus};
 
 use super::fixtures::{at, block_id, claim_request, create, move_run, new_run, queue, success};
-use crate::{ArtifactQuery, Error, NewApiToken, NewArtifact, RunQuery, Store};
+use crate::{ArtifactQuery, Error, NewApiToken, NewArtifact, RunQuery, RunTransition, Store};
 
 /// The probe answers; counts per status follow the listing's filters.
 pub async fn run_counts(store: Arc<dyn Store>) {
@@ -170,4 +170,125 @@ pub async fn idempotency_keys(store: Arc<dyn Store>) {
         .await
         .unwrap();
     assert_eq!(other_pipeline, "hash-b");
+}
+
+/// Listings filter by start and finish windows and search id, pipeline,
+/// error and non-secret variable values, never secret ones; counts follow.
+pub async fn run_search_and_windows(store: Arc<dyn Store>) {
+    use sluice_core::vars::{ResolvedVariable, ResolvedVariables, VariableLayer};
+
+    let variables = |region: &str, secret: &str| {
+        let mut values = std::collections::BTreeMap::new();
+        values.insert(
+            "region".to_owned(),
+            ResolvedVariable {
+                value: serde_json::json!(region),
+                layer: VariableLayer::Run,
+                secret: false,
+            },
+        );
+        values.insert(
+            "password".to_owned(),
+            ResolvedVariable {
+                value: serde_json::json!(secret),
+                layer: VariableLayer::Default,
+                secret: true,
+            },
+        );
+        ResolvedVariables(values)
+    };
+    let mut first = new_run("run-alpha", "etl", &["a"]);
+    first.variables = variables("Emea-North", "hunter2");
+    let mut second = new_run("run-beta", "report", &["a"]);
+    second.variables = variables("apac", "emea-secret");
+    second.created_at = at(1);
+    let first = create(&store, first).await;
+    let second = create(&store, second).await;
+
+    // `run-alpha` starts at 10 and fails at 20 with an error; `run-beta`
+    // starts at 30 and is still running.
+    let step = |id: &sluice_core::ids::RunId, from, to, when, error: Option<&str>| RunTransition {
+        id: id.clone(),
+        attempt: 1,
+        from,
+        to,
+        at: at(when),
+        error: error.map(str::to_owned),
+        timeout_at: None,
+        timed_out: false,
+    };
+    for transition in [
+        step(&first, RunStatus::Initial, RunStatus::Running, 10, None),
+        step(
+            &first,
+            RunStatus::Running,
+            RunStatus::Failed,
+            20,
+            Some("block `load` failed: Disk Full"),
+        ),
+        step(&second, RunStatus::Initial, RunStatus::Running, 30, None),
+    ] {
+        assert!(store.transition_run(&transition).await.unwrap());
+    }
+
+    let ids = |page: crate::RunPage| -> Vec<String> {
+        let mut ids: Vec<String> = page.runs.into_iter().map(|run| run.id.0).collect();
+        ids.sort();
+        ids
+    };
+    let search = |text: &str| RunQuery {
+        text: Some(text.to_owned()),
+        limit: 10,
+        ..RunQuery::default()
+    };
+    for (text, expected) in [
+        ("ALPHA", vec!["run-alpha"]),
+        ("report", vec!["run-beta"]),
+        ("disk full", vec!["run-alpha"]),
+        ("emea", vec!["run-alpha"]),
+        ("hunter2", vec![]),
+        ("secret", vec![]),
+        ("run-", vec!["run-alpha", "run-beta"]),
+    ] {
+        let found = ids(store.list_runs(&search(text)).await.unwrap());
+        assert_eq!(found, expected, "searching `{text}`");
+    }
+    let counted = store.count_runs_by_status(&search("emea")).await.unwrap();
+    assert_eq!(counted, vec![(RunStatus::Failed, 1)]);
+
+    let window = |query: RunQuery| RunQuery { limit: 10, ..query };
+    let started_late = window(RunQuery {
+        started_after: Some(at(15)),
+        ..RunQuery::default()
+    });
+    assert_eq!(
+        ids(store.list_runs(&started_late).await.unwrap()),
+        vec!["run-beta"]
+    );
+    let started_early = window(RunQuery {
+        started_before: Some(at(15)),
+        ..RunQuery::default()
+    });
+    assert_eq!(
+        ids(store.list_runs(&started_early).await.unwrap()),
+        vec!["run-alpha"]
+    );
+    let finished = window(RunQuery {
+        finished_after: Some(at(20)),
+        finished_before: Some(at(21)),
+        ..RunQuery::default()
+    });
+    assert_eq!(
+        ids(store.list_runs(&finished).await.unwrap()),
+        vec!["run-alpha"]
+    );
+    let unfinished = window(RunQuery {
+        finished_before: Some(at(20)),
+        ..RunQuery::default()
+    });
+    assert!(store.list_runs(&unfinished).await.unwrap().runs.is_empty());
+    assert_eq!(
+        store.count_runs_by_status(&started_late).await.unwrap(),
+        vec![(RunStatus::Running, 1)]
+    );
 }

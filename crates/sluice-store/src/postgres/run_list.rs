@@ -188,6 +188,7 @@ fn push_walk(
         let placeholder = sql.bind(Bind::Integer(micros(before)));
         sql.push(&format!(" AND {created} < {placeholder}"));
     }
+    push_extra_filters(sql, query);
     let (beyond, direction) = match query.order {
         Order::NewestFirst => ("<", "DESC"),
         Order::OldestFirst => (">", "ASC"),
@@ -239,6 +240,46 @@ pub(super) async fn count_runs(
     Ok(u32::try_from(count).unwrap_or(u32::MAX))
 }
 
+/// The filters beyond the listing's indexed ones: start and finish windows,
+/// and the text search over id, pipeline, error and non-secret variable
+/// values.
+fn push_extra_filters(sql: &mut Sql, query: &RunQuery) {
+    let windows = [
+        ("r.started_at >=", query.started_after),
+        ("r.started_at <", query.started_before),
+        ("r.finished_at >=", query.finished_after),
+        ("r.finished_at <", query.finished_before),
+    ];
+    for (condition, at) in windows {
+        if let Some(at) = at {
+            let placeholder = sql.bind(Bind::Integer(micros(at)));
+            sql.push(&format!(" AND {condition} {placeholder}"));
+        }
+    }
+    if let Some(text) = query.text.as_deref().filter(|text| !text.is_empty()) {
+        // Secret values are stored (blocks need them) but never searched:
+        // a match would tell a caller what a secret contains. `lower` of
+        // ASCII only, as SQLite does, so both backends find the same runs.
+        let needle = sql.bind(Bind::Text(text.to_ascii_lowercase()));
+        let lower = |column: &str| {
+            format!(
+                "translate({column}, 'ABCDEFGHIJKLMNOPQRSTUVWXYZ', 'abcdefghijklmnopqrstuvwxyz')"
+            )
+        };
+        sql.push(&format!(
+            " AND (strpos({id}, {needle}) > 0 OR strpos({pipeline}, {needle}) > 0 \
+              OR strpos({error}, {needle}) > 0 \
+              OR EXISTS (SELECT 1 FROM json_each(r.variables) v \
+                 WHERE coalesce(v.value ->> 'secret', 'false') <> 'true' \
+                   AND strpos({value}, {needle}) > 0))",
+            id = lower("r.id"),
+            pipeline = lower("r.pipeline"),
+            error = lower("coalesce(r.error, '')"),
+            value = lower("coalesce(v.value ->> 'value', '')"),
+        ));
+    }
+}
+
 pub(super) async fn count_runs_by_status(
     store: &PostgresStore,
     query: &RunQuery,
@@ -265,6 +306,7 @@ pub(super) async fn count_runs_by_status(
         let placeholder = sql.bind(Bind::Integer(micros(before)));
         sql.push(&format!(" AND r.created_at < {placeholder}"));
     }
+    push_extra_filters(&mut sql, query);
     sql.push(" GROUP BY r.status ORDER BY r.status");
     let rows = sql.fetch_all(store).await?;
     rows.iter()

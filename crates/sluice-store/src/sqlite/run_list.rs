@@ -19,7 +19,8 @@ use crate::{Order, Result, RunCursor, RunPage, RunQuery, RunRecord};
 const MAX_PAGE: u32 = 1_000;
 
 /// A value bound to a placeholder of a query built at run time.
-enum Bind {
+#[derive(Clone)]
+pub(super) enum Bind {
     Text(String),
     Integer(i64),
 }
@@ -164,6 +165,15 @@ fn push_walk(
         sql.push(&format!(" AND {created} < ?"));
         sql.bind_integer(micros(before));
     }
+    for (condition, value) in extra_filters(query) {
+        sql.push(&condition);
+        for bind in value {
+            match bind {
+                Bind::Text(text) => sql.bind_text(&text),
+                Bind::Integer(integer) => sql.bind_integer(integer),
+            }
+        }
+    }
     let (beyond, direction) = match query.order {
         Order::NewestFirst => ("<", "DESC"),
         Order::OldestFirst => (">", "ASC"),
@@ -176,6 +186,39 @@ fn push_walk(
     sql.push(&format!(
         " ORDER BY {created} {direction}, {id} {direction} LIMIT {fetch}"
     ));
+}
+
+/// The filters beyond the listing's indexed ones, as SQL conditions on
+/// `pipeline_run r` with their bound values: start and finish windows, and
+/// the text search over id, pipeline, error and non-secret variable values.
+pub(super) fn extra_filters(query: &RunQuery) -> Vec<(String, Vec<Bind>)> {
+    let mut filters = Vec::new();
+    let windows = [
+        ("r.started_at >= ?", query.started_after),
+        ("r.started_at < ?", query.started_before),
+        ("r.finished_at >= ?", query.finished_after),
+        ("r.finished_at < ?", query.finished_before),
+    ];
+    for (condition, at) in windows {
+        if let Some(at) = at {
+            filters.push((format!(" AND {condition}"), vec![Bind::Integer(micros(at))]));
+        }
+    }
+    if let Some(text) = query.text.as_deref().filter(|text| !text.is_empty()) {
+        let needle = text.to_ascii_lowercase();
+        // Secret values are stored (blocks need them) but never searched:
+        // a match would tell a caller what a secret contains.
+        filters.push((
+            " AND (instr(lower(r.id), ?) > 0 OR instr(lower(r.pipeline), ?) > 0 \
+              OR instr(lower(coalesce(r.error, '')), ?) > 0 \
+              OR EXISTS (SELECT 1 FROM json_each(r.variables) v \
+                 WHERE json_extract(v.value, '$.secret') IS NOT 1 \
+                   AND instr(lower(CAST(json_extract(v.value, '$.value') AS TEXT)), ?) > 0))"
+                .to_owned(),
+            vec![Bind::Text(needle); 4],
+        ));
+    }
+    filters
 }
 
 pub(super) async fn active_runs(store: &SqliteStore, limit: u32) -> Result<Vec<RunRecord>> {

@@ -23,11 +23,7 @@ pub(super) async fn ping(store: &SqliteStore) -> Result<()> {
     Ok(())
 }
 
-/// A value bound to a placeholder of a query built at run time.
-enum Bind {
-    Text(String),
-    Integer(i64),
-}
+use super::run_list::Bind;
 
 pub(super) async fn count_runs_by_status(
     store: &SqliteStore,
@@ -66,6 +62,10 @@ pub(super) async fn count_runs_by_status(
     if let Some(before) = query.created_before {
         sql.push_str(" AND r.created_at < ?");
         binds.push(Bind::Integer(micros(before)));
+    }
+    for (condition, values) in super::run_list::extra_filters(query) {
+        sql.push_str(&condition);
+        binds.extend(values);
     }
     sql.push_str(" GROUP BY r.status ORDER BY r.status");
     let mut statement = sqlx::query(AssertSqlSafe(sql));
