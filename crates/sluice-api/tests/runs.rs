@@ -572,3 +572,77 @@ async fn runs_are_found_by_text_and_by_start_and_finish_windows() {
         .await;
     assert_eq!(bad.status, StatusCode::BAD_REQUEST);
 }
+
+#[tokio::test]
+async fn a_log_stream_resumes_after_the_last_event_id() {
+    // Three lines far enough apart in time to land in three chunks.
+    let chatty = "blocks:\n  talk:\n    run: |\n      echo first\n      sleep 0.3\n      echo second\n      sleep 0.3\n      echo third\n";
+    let world = common::world(&[("chatty", chatty)], false).await;
+    let id = run_id(
+        &world
+            .post("/api/pipelines/chatty/runs", serde_json::json!({}))
+            .await,
+    );
+    world.finish(&id).await;
+    let details = world.get(&format!("/api/pipeline_runs/{id}")).await.json();
+    let block_run = details["attempts"][0]["block_runs"][0]["id"]
+        .as_str()
+        .expect("a block run")
+        .to_owned();
+    let uri = format!("/api/block_runs/{block_run}/logs/stream");
+    let whole = world.stream(&uri).await;
+    for line in ["first", "second", "third"] {
+        assert!(whole.contains(line), "{whole}");
+    }
+    // The id of the event that carried `first`.
+    let after_first = whole
+        .split("\n\n")
+        .find(|event| event.contains("first"))
+        .and_then(|event| event.lines().find_map(|line| line.strip_prefix("id: ")))
+        .expect("the first chunk's last line has an id")
+        .to_owned();
+    assert!(after_first.starts_with("1:"), "{after_first}");
+
+    let resumed = world
+        .call(
+            Method::GET,
+            &uri,
+            None,
+            &[("last-event-id", after_first.as_str())],
+            None,
+        )
+        .await;
+    assert_eq!(resumed.status, StatusCode::OK);
+    let request = axum::http::Request::builder()
+        .uri(&uri)
+        .header("last-event-id", after_first.as_str())
+        .body(axum::body::Body::empty())
+        .expect("a request");
+    use tower::ServiceExt;
+    let response = world.router().oneshot(request).await.expect("an answer");
+    let body = tokio::time::timeout(
+        std::time::Duration::from_secs(30),
+        axum::body::to_bytes(response.into_body(), 1 << 20),
+    )
+    .await
+    .expect("the stream ends")
+    .expect("a body");
+    let resumed = String::from_utf8_lossy(&body);
+    assert!(!resumed.contains("first"), "{resumed}");
+    assert!(
+        resumed.contains("second") && resumed.contains("third"),
+        "{resumed}"
+    );
+    assert!(resumed.contains("event: end"), "{resumed}");
+
+    let bad = world
+        .call(
+            Method::GET,
+            &uri,
+            None,
+            &[("last-event-id", "yesterday")],
+            None,
+        )
+        .await;
+    assert_eq!(bad.status, StatusCode::BAD_REQUEST);
+}

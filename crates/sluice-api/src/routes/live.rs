@@ -148,12 +148,17 @@ struct TryInfo {
 /// otherwise the latest, switching to each new try as retries start. Each
 /// line is a `line` event (a [`LogLine`]); `try` announces the try being
 /// shown; `end` comes once the block run has ended and every line was sent.
+///
+/// The last line of each stored chunk carries the event id `TRY:SEQ`; a
+/// client that reconnects with `Last-Event-ID` resumes after that chunk (of
+/// that try, or from the start of a newer try that began meanwhile).
 #[utoipa::path(get, path = "/api/block_runs/{id}/logs/stream", tag = "live",
     params(
         ("id" = String, Path, description = "The block run's id"),
         ("attempt" = Option<u32>, Query, description = "The same block in this attempt of the run"),
         ("try" = Option<u32>, Query, description = "Only this try (default: follow the latest)"),
-        ("after_seq" = Option<u64>, Query, description = "Only chunks after this one")),
+        ("after_seq" = Option<u64>, Query, description = "Only chunks after this one"),
+        ("Last-Event-ID" = Option<String>, Header, description = "Resume after this event (`TRY:SEQ`, the id of the last event received)")),
     responses(
         (status = 200, description = "A stream of `line`, `try` and `end` events", content_type = "text/event-stream", body = LogLine),
         (status = 404, body = ErrorBody)))]
@@ -161,7 +166,12 @@ pub async fn log_stream(
     State(state): State<AppState>,
     Path(id): Path<String>,
     RawQuery(raw): RawQuery,
+    headers: axum::http::HeaderMap,
 ) -> ApiResult<EventStream> {
+    let resume = match headers.get("last-event-id") {
+        None => None,
+        Some(value) => Some(parse_event_id(value.to_str().unwrap_or_default())?),
+    };
     let mut params = QueryParams::parse(raw.as_deref())?;
     let attempt = params.parsed::<u32>("attempt", "an attempt number")?;
     let try_number = params.parsed::<u32>("try", "a try number")?;
@@ -179,6 +189,7 @@ pub async fn log_stream(
         run: block_run.run_id.clone(),
         try_number,
         after_seq,
+        resume,
         sender,
         shutdown: state.shutdown.clone(),
     };
@@ -190,6 +201,18 @@ pub async fn log_stream(
     Ok(sse_from(receiver))
 }
 
+/// Reads a `Last-Event-ID` this stream sent: `TRY:SEQ`.
+fn parse_event_id(text: &str) -> ApiResult<(u32, u64)> {
+    text.split_once(':')
+        .and_then(|(try_number, seq)| Some((try_number.parse().ok()?, seq.parse().ok()?)))
+        .ok_or_else(|| {
+            crate::error::ApiError::bad_request(format!(
+                "`Last-Event-ID: {text}` is not an event id of this stream"
+            ))
+            .with_hint("send back the id of the last event received, such as `1:7`")
+        })
+}
+
 /// The task behind one log stream.
 struct LogFollow {
     engine: Engine,
@@ -197,6 +220,8 @@ struct LogFollow {
     run: RunId,
     try_number: Option<u32>,
     after_seq: Option<u64>,
+    /// Where a reconnecting client stopped: try number and chunk.
+    resume: Option<(u32, u64)>,
     sender: mpsc::Sender<SseEvent>,
     shutdown: CancellationToken,
 }
@@ -242,6 +267,11 @@ impl LogFollow {
                     // A retry started: its log starts from the beginning.
                     self.after_seq = None;
                 }
+                if let Some((try_number, seq)) = self.resume.take()
+                    && try_number == current.try_number
+                {
+                    self.after_seq = Some(seq);
+                }
                 self.send(json_event(
                     "try",
                     &TryInfo {
@@ -262,15 +292,19 @@ impl LogFollow {
                     let full = chunks.len() == CHUNKS_PER_READ as usize;
                     for chunk in chunks {
                         self.after_seq = Some(chunk.seq);
-                        for line in chunk.lines {
+                        let last = chunk.lines.len().saturating_sub(1);
+                        for (index, line) in chunk.lines.into_iter().enumerate() {
                             let line = LogLine {
                                 seq: chunk.seq,
                                 at: line.at,
                                 stream: line.stream,
                                 text: line.text,
                             };
-                            self.send(json_event("line", &line).id(chunk.seq.to_string()))
-                                .await?;
+                            let mut event = json_event("line", &line);
+                            if index == last {
+                                event = event.id(format!("{}:{}", current.try_number, chunk.seq));
+                            }
+                            self.send(event).await?;
                         }
                     }
                     if !full {
