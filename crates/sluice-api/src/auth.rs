@@ -57,6 +57,14 @@ pub const POLICY: &[(Method, &str, Access)] = &[
     (Method::GET, "/api/artifacts", VIEWER),
     (Method::GET, "/api/artifacts/{id}/download", VIEWER),
     (Method::GET, "/api/events", VIEWER),
+    // Checked by the handler: a webhook by its signature, an API trigger
+    // by its own token or an operator's API token.
+    (Method::POST, "/hooks/{pipeline}/{trigger}", Access::Public),
+    (
+        Method::POST,
+        "/api/triggers/{pipeline}/{trigger}",
+        Access::Public,
+    ),
     (Method::GET, "/api/audit", ADMIN),
     (Method::GET, "/api/tokens", ADMIN),
     (Method::POST, "/api/tokens", ADMIN),

@@ -22,6 +22,7 @@ pub mod request;
 mod routes;
 pub mod serve;
 pub mod tokens;
+pub mod webhook;
 
 use axum::Router;
 use axum::extract::DefaultBodyLimit;
@@ -81,6 +82,11 @@ pub fn router(state: AppState) -> Router {
         .route("/api/artifacts", get(artifacts::list))
         .route("/api/artifacts/{id}/download", get(artifacts::download))
         .route("/api/events", get(live::events))
+        .route("/hooks/{pipeline}/{trigger}", post(hooks::webhook))
+        .route(
+            "/api/triggers/{pipeline}/{trigger}",
+            post(hooks::api_trigger),
+        )
         .route("/api/audit", get(admin::audit))
         .route(
             "/api/tokens",

@@ -5,7 +5,7 @@
 use utoipa::OpenApi;
 use utoipa::openapi::security::{HttpAuthScheme, HttpBuilder, SecurityScheme};
 
-use crate::routes::{admin, artifacts, batch, blocks, export, live, meta, pipelines, runs};
+use crate::routes::{admin, artifacts, batch, blocks, export, hooks, live, meta, pipelines, runs};
 
 /// The document served at `/api/openapi.json`.
 #[derive(OpenApi)]
@@ -36,6 +36,8 @@ use crate::routes::{admin, artifacts, batch, blocks, export, live, meta, pipelin
         blocks::outputs,
         blocks::data_csv,
         live::events,
+        hooks::webhook,
+        hooks::api_trigger,
         live::log_stream,
         artifacts::list,
         artifacts::download,
@@ -51,6 +53,7 @@ use crate::routes::{admin, artifacts, batch, blocks, export, live, meta, pipelin
         (name = "runs", description = "The run ledger: list, show, cancel, retry, batch, export"),
         (name = "block_runs", description = "Block runs: tries, logs, outputs, data"),
         (name = "live", description = "Server-Sent Events"),
+        (name = "triggers", description = "Runs started by webhooks and API triggers"),
         (name = "artifacts", description = "Files left by block runs"),
         (name = "admin", description = "Audit log and API tokens"),
     )

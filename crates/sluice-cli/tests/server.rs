@@ -26,9 +26,18 @@ struct Server {
 
 impl Server {
     fn start(project: &Project, extra: &[&str]) -> Server {
+        Server::start_with_env(project, extra, &[])
+    }
+
+    fn start_with_env(project: &Project, extra: &[&str], env: &[(&str, &str)]) -> Server {
         let mut args = vec!["up", "--listen", "127.0.0.1:0"];
         args.extend_from_slice(extra);
-        let mut child = project.spawn(&args);
+        let mut command = project.command(&args);
+        command
+            .envs(env.iter().copied())
+            .stdout(std::process::Stdio::piped())
+            .stderr(std::process::Stdio::piped());
+        let mut child = command.spawn().expect("spawn sluice up");
         let stderr = Arc::new(Mutex::new(String::new()));
         let mut pipe = BufReader::new(child.stderr.take().expect("stderr"));
         let sink = stderr.clone();
@@ -629,4 +638,38 @@ fn the_server_keeps_its_ledger_in_postgresql() {
     assert_eq!(String::from_utf8_lossy(&counted.stdout).trim(), "1");
     drop(server);
     drop(schema);
+}
+
+#[test]
+fn an_api_trigger_takes_its_own_token_from_the_server_environment() {
+    let project = Project::new();
+    project.pipeline(
+        "refreshed",
+        "variables:\n  day: {default: none}\ntriggers:\n  - name: refresh\n    api: {token_env: REFRESH_TOKEN}\nblocks:\n  only:\n    run: echo \"${{ vars.day }}\"\n",
+    );
+    let server = Server::start_with_env(
+        &project,
+        &["--auth"],
+        &[("REFRESH_TOKEN", "trigger-token-0123456789abcdef")],
+    );
+    let call = |token: &str| {
+        client()
+            .post(server.url("/api/triggers/refreshed/refresh"))
+            .bearer_auth(token)
+            .header("idempotency-key", "day-2026-11-23")
+            .json(&json!({"day": "2026-11-23"}))
+            .send()
+            .expect("POST")
+    };
+    assert_eq!(call("not-the-token").status().as_u16(), 401);
+    let created = call("trigger-token-0123456789abcdef");
+    assert_eq!(created.status().as_u16(), 201);
+    let run: Value = created.json().expect("JSON");
+    assert_eq!(run["pipeline_run"]["invoked_by"]["kind"], "api");
+    assert_eq!(
+        run["pipeline_run"]["variables"]["day"]["value"],
+        "2026-11-23"
+    );
+    let again: Value = call("trigger-token-0123456789abcdef").json().expect("JSON");
+    assert_eq!(again["pipeline_run"]["id"], run["pipeline_run"]["id"]);
 }

@@ -5,6 +5,7 @@ pub mod artifacts;
 pub mod batch;
 pub mod blocks;
 pub mod export;
+pub mod hooks;
 pub mod live;
 pub mod meta;
 pub mod pipelines;
