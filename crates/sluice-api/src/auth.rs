@@ -45,6 +45,8 @@ pub const POLICY: &[(Method, &str, Access)] = &[
     (Method::GET, "/api/pipeline_runs", VIEWER),
     (Method::GET, "/api/pipeline_runs/export", VIEWER),
     (Method::POST, "/api/pipeline_runs/batch", OPERATOR),
+    (Method::GET, "/api/pipeline_runs/diff", VIEWER),
+    (Method::GET, "/api/pipeline_runs/{id}/evidence", VIEWER),
     (Method::GET, "/api/pipeline_runs/{id}", VIEWER),
     (Method::PUT, "/api/pipeline_runs/{id}", OPERATOR),
     (Method::POST, "/api/pipeline_runs/{id}/cancel", OPERATOR),

@@ -9,6 +9,7 @@
 
 pub mod auth;
 pub mod convert;
+pub mod diagnose;
 pub mod error;
 pub mod extract;
 
@@ -68,6 +69,8 @@ pub fn router(state: AppState) -> Router {
         .route("/api/pipeline_runs", get(runs::list))
         .route("/api/pipeline_runs/export", get(export::export))
         .route("/api/pipeline_runs/batch", post(batch::batch))
+        .route("/api/pipeline_runs/diff", get(diagnose::diff))
+        .route("/api/pipeline_runs/{id}/evidence", get(diagnose::evidence))
         .route(
             "/api/pipeline_runs/{id}",
             get(runs::show).put(runs::mage_update),

@@ -5,7 +5,9 @@
 use utoipa::OpenApi;
 use utoipa::openapi::security::{HttpAuthScheme, HttpBuilder, SecurityScheme};
 
-use crate::routes::{admin, artifacts, batch, blocks, export, hooks, live, meta, pipelines, runs};
+use crate::routes::{
+    admin, artifacts, batch, blocks, diagnose, export, hooks, live, meta, pipelines, runs,
+};
 
 /// The document served at `/api/openapi.json`.
 #[derive(OpenApi)]
@@ -31,6 +33,8 @@ use crate::routes::{admin, artifacts, batch, blocks, export, hooks, live, meta, 
         runs::retry,
         export::export,
         batch::batch,
+        diagnose::diff,
+        diagnose::evidence,
         blocks::show,
         blocks::logs,
         blocks::outputs,

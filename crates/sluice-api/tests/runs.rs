@@ -646,3 +646,59 @@ async fn a_log_stream_resumes_after_the_last_event_id() {
         .await;
     assert_eq!(bad.status, StatusCode::BAD_REQUEST);
 }
+
+#[tokio::test]
+async fn diff_and_evidence_over_the_api() {
+    let world = common::world(&[("etl", ETL), ("fails", FAILS)], false).await;
+    let good = run_id(
+        &world
+            .post("/api/pipelines/etl/runs", serde_json::json!({}))
+            .await,
+    );
+    world.finish(&good).await;
+    let other = run_id(
+        &world
+            .post(
+                "/api/pipelines/etl/runs",
+                serde_json::json!({"variables": {"region": "apac", "password": CANARY}}),
+            )
+            .await,
+    );
+    world.finish(&other).await;
+    let diff = world
+        .get(&format!("/api/pipeline_runs/diff?a={good}&b={other}"))
+        .await;
+    assert_eq!(diff.status, StatusCode::OK, "{}", diff.text());
+    let json = diff.json();
+    assert_eq!(json["fields"][0]["differs"], true);
+    assert!(!diff.text().contains(CANARY));
+    let missing = world
+        .get(&format!("/api/pipeline_runs/diff?a={good}"))
+        .await;
+    assert_eq!(missing.status, StatusCode::BAD_REQUEST);
+
+    let failed = run_id(
+        &world
+            .post("/api/pipelines/fails/runs", serde_json::json!({}))
+            .await,
+    );
+    world.finish(&failed).await;
+    let evidence = world
+        .get(&format!("/api/pipeline_runs/{failed}/evidence"))
+        .await
+        .json();
+    assert_eq!(evidence["failures"][0]["block"], "broken");
+    assert!(evidence["resolved_by"].is_null());
+    let markdown = world
+        .get(&format!("/api/pipeline_runs/{failed}/evidence?format=md"))
+        .await;
+    assert_eq!(
+        markdown.headers["content-type"].to_str().expect("ASCII"),
+        "text/markdown; charset=utf-8"
+    );
+    assert!(
+        markdown.text().contains("## Failures"),
+        "{}",
+        markdown.text()
+    );
+}

@@ -208,6 +208,31 @@ pub enum RunsCommand {
     /// List every run created in an explicit time window, newest first (for
     /// scripts: both bounds are required).
     Query(QueryArgs),
+    /// Compare two runs (say the last good one and a failed one): version,
+    /// variables, invoked-by, each block's status, duration and outputs,
+    /// errors; differences first.
+    Diff {
+        a: String,
+        b: String,
+        #[arg(long, short = 'o', value_enum, default_value_t)]
+        output: OutputFormat,
+        #[command(flatten)]
+        server: ServerArgs,
+        #[command(flatten)]
+        project: ProjectArgs,
+    },
+    /// Print a run's incident evidence: ids, version, variables (masked),
+    /// invoked-by, UTC times, each attempt's blocks, errors with the last
+    /// log lines of failing blocks, artifacts with SHA-256, what resolved it.
+    Evidence {
+        run: String,
+        #[arg(long, value_enum, default_value_t)]
+        format: EvidenceFormat,
+        #[command(flatten)]
+        server: ServerArgs,
+        #[command(flatten)]
+        project: ProjectArgs,
+    },
     /// Write every matching run to stdout as JSON lines or CSV.
     Export(ExportArgs),
     /// Print the logs of a run's tries.
@@ -355,6 +380,15 @@ pub struct RetryArgs {
     pub server: ServerArgs,
     #[command(flatten)]
     pub project: ProjectArgs,
+}
+
+/// How `runs evidence` prints.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, ValueEnum)]
+pub enum EvidenceFormat {
+    /// Markdown, for an incident ticket.
+    #[default]
+    Md,
+    Json,
 }
 
 /// The export formats of a data output.

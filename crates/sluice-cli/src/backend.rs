@@ -154,6 +154,28 @@ impl Backend {
         }
     }
 
+    /// Two runs side by side, differences first.
+    pub async fn diff_runs(&self, a: &str, b: &str) -> Result<proto::RunDiff, Failure> {
+        match self {
+            Backend::Embedded(engine) => Ok(sluice_api::diagnose::run_diff(
+                engine
+                    .diff_runs(&RunId(a.to_owned()), &RunId(b.to_owned()))
+                    .await?,
+            )),
+            Backend::Server(client) => Ok(client.diff_runs(a, b).await?),
+        }
+    }
+
+    /// A run's incident evidence.
+    pub async fn run_evidence(&self, run: &str) -> Result<proto::Evidence, Failure> {
+        match self {
+            Backend::Embedded(engine) => Ok(sluice_api::diagnose::evidence(
+                engine.run_evidence(&RunId(run.to_owned())).await?,
+            )),
+            Backend::Server(client) => Ok(client.run_evidence(run).await?),
+        }
+    }
+
     /// Asks for a run to be cancelled; `by` names who asked (a server
     /// records its caller instead).
     pub async fn cancel_run(&self, run: &str, by: &str) -> Result<proto::Run, Failure> {

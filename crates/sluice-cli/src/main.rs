@@ -158,6 +158,19 @@ async fn dispatch(cli: Cli) -> CommandResult {
                 project,
             } => commands::runs::show(&run, output, &server, &project).await,
             RunsCommand::Query(args) => commands::runs::query(args).await,
+            RunsCommand::Diff {
+                a,
+                b,
+                output,
+                server,
+                project,
+            } => commands::diagnose::diff(&a, &b, output, &server, &project).await,
+            RunsCommand::Evidence {
+                run,
+                format,
+                server,
+                project,
+            } => commands::diagnose::evidence(&run, format, &server, &project).await,
             RunsCommand::Export(args) => commands::runs::export(args).await,
             RunsCommand::Logs(args) => commands::logs::logs(args).await,
             RunsCommand::Cancel {

@@ -291,6 +291,21 @@ impl Client {
         self.get(&["api", "pipeline_runs", run], &[]).await
     }
 
+    /// `GET /api/pipeline_runs/diff`: two runs side by side.
+    pub async fn diff_runs(&self, a: &str, b: &str) -> Result<sluice_proto::RunDiff> {
+        self.get(
+            &["api", "pipeline_runs", "diff"],
+            &[("a", a.to_owned()), ("b", b.to_owned())],
+        )
+        .await
+    }
+
+    /// `GET /api/pipeline_runs/{id}/evidence`: a run's incident evidence.
+    pub async fn run_evidence(&self, run: &str) -> Result<sluice_proto::Evidence> {
+        self.get(&["api", "pipeline_runs", run, "evidence"], &[])
+            .await
+    }
+
     /// `POST /api/pipelines/{name}/runs`: starts a run. With an idempotency
     /// key, repeating the call returns the same run.
     pub async fn trigger_run(

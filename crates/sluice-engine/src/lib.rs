@@ -11,6 +11,7 @@ pub mod agent;
 mod child;
 pub mod clock;
 pub mod data;
+pub mod diagnose;
 pub mod error;
 pub mod events;
 pub mod project;

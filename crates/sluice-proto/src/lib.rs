@@ -9,6 +9,7 @@
 
 pub mod admin;
 pub mod blocks;
+pub mod diagnose;
 pub mod pipelines;
 pub mod runs;
 
@@ -17,6 +18,7 @@ use utoipa::ToSchema;
 
 pub use admin::*;
 pub use blocks::*;
+pub use diagnose::*;
 pub use pipelines::*;
 pub use runs::*;
 

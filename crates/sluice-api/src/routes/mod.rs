@@ -4,6 +4,7 @@ pub mod admin;
 pub mod artifacts;
 pub mod batch;
 pub mod blocks;
+pub mod diagnose;
 pub mod export;
 pub mod hooks;
 pub mod live;

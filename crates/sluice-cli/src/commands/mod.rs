@@ -1,5 +1,6 @@
 //! The commands of `sluice`, one function each.
 
+pub mod diagnose;
 pub mod logs;
 pub mod remote;
 pub mod run;
