@@ -30,10 +30,12 @@ pub enum Access {
 const VIEWER: Access = Access::Role(Role::Viewer);
 const OPERATOR: Access = Access::Role(Role::Operator);
 const ADMIN: Access = Access::Role(Role::Admin);
+const AGENT: Access = Access::Role(Role::Agent);
 
 /// The access rule of every route: method, route path, what it needs.
 /// Viewers read; operators also trigger, cancel, retry and batch; admins
 /// may do everything, and alone manage tokens and read the audit log.
+/// Agents speak the agent protocol and nothing else.
 pub const POLICY: &[(Method, &str, Access)] = &[
     (Method::GET, "/healthz", Access::Public),
     (Method::GET, "/readyz", Access::Public),
@@ -71,6 +73,25 @@ pub const POLICY: &[(Method, &str, Access)] = &[
     (Method::GET, "/api/tokens", ADMIN),
     (Method::POST, "/api/tokens", ADMIN),
     (Method::DELETE, "/api/tokens/{name}", ADMIN),
+    (Method::GET, "/api/triggers", VIEWER),
+    (Method::GET, "/api/triggers/upcoming", VIEWER),
+    (
+        Method::POST,
+        "/api/triggers/{pipeline}/{trigger}/pause",
+        OPERATOR,
+    ),
+    (
+        Method::POST,
+        "/api/triggers/{pipeline}/{trigger}/resume",
+        OPERATOR,
+    ),
+    (Method::GET, "/api/agents", VIEWER),
+    (Method::POST, "/api/agent/register", AGENT),
+    (Method::POST, "/api/agent/claim", AGENT),
+    (Method::POST, "/api/agent/heartbeat", AGENT),
+    (Method::POST, "/api/agent/tries/{id}/logs", AGENT),
+    (Method::PUT, "/api/agent/tries/{id}/files", AGENT),
+    (Method::POST, "/api/agent/tries/{id}/complete", AGENT),
 ];
 
 /// What a route needs; a route missing from the table needs `admin`, so a

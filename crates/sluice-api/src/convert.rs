@@ -59,6 +59,9 @@ pub fn run(record: RunRecord) -> proto::Run {
         timeout_at: record.timeout_at,
         sla_at: record.sla_at,
         idempotency_key: record.idempotency_key,
+        scheduled_for: record.window.map(|window| window.scheduled_for),
+        window_start: record.window.map(|window| window.window_start),
+        window_end: record.window.map(|window| window.window_end),
     }
 }
 
@@ -252,4 +255,56 @@ pub fn summary(counts: Vec<(sluice_core::status::RunStatus, u64)>) -> BTreeMap<S
         summary.insert(status.as_str().to_owned(), count);
     }
     summary
+}
+
+fn fire(window: sluice_engine::sluice_store::RunWindow) -> proto::Fire {
+    proto::Fire {
+        scheduled_for: window.scheduled_for,
+        window_start: window.window_start,
+        window_end: window.window_end,
+    }
+}
+
+/// A trigger of the project with its state and next fires.
+pub fn trigger(overview: sluice_engine::triggers::TriggerOverview) -> proto::Trigger {
+    proto::Trigger {
+        pipeline: overview.pipeline,
+        trigger: overview.trigger,
+        kind: overview.kind,
+        enabled: overview.enabled,
+        paused: overview.paused,
+        paused_by: overview.paused_by,
+        paused_at: overview.paused_at,
+        last_fired_at: overview.last_fired_at,
+        last_run_id: overview.last_run_id,
+        next_fires: overview.next_fires.into_iter().map(fire).collect(),
+    }
+}
+
+/// A run a timed trigger will create.
+pub fn upcoming(fire_record: sluice_engine::triggers::UpcomingFire) -> proto::UpcomingFire {
+    let window = fire(fire_record.window);
+    proto::UpcomingFire {
+        pipeline: fire_record.pipeline,
+        trigger: fire_record.trigger,
+        kind: fire_record.kind,
+        scheduled_for: window.scheduled_for,
+        window_start: window.window_start,
+        window_end: window.window_end,
+    }
+}
+
+/// A remote agent in a listing.
+pub fn agent(summary: sluice_engine::remote::AgentSummary) -> proto::Agent {
+    let listing = summary.listing;
+    proto::Agent {
+        id: listing.agent.id.0,
+        name: listing.agent.name,
+        labels: listing.labels,
+        status: summary.status.as_str().to_owned(),
+        running_tries: listing.running_tries,
+        last_heartbeat_at: listing.heartbeat_at,
+        version: listing.agent.version,
+        host: listing.host,
+    }
 }

@@ -99,6 +99,26 @@ pub fn router(state: AppState) -> Router {
             "/api/tokens/{name}",
             axum::routing::delete(admin::revoke_token),
         )
+        .route("/api/agents", get(agent::list))
+        .route("/api/agent/register", post(agent::register))
+        .route("/api/agent/claim", post(agent::claim))
+        .route("/api/agent/heartbeat", post(agent::heartbeat))
+        .route("/api/agent/tries/{id}/logs", post(agent::logs))
+        .route(
+            "/api/agent/tries/{id}/files",
+            axum::routing::put(agent::upload).layer(DefaultBodyLimit::max(agent::MAX_UPLOAD_BYTES)),
+        )
+        .route("/api/agent/tries/{id}/complete", post(agent::complete))
+        .route("/api/triggers", get(triggers::list))
+        .route("/api/triggers/upcoming", get(triggers::upcoming))
+        .route(
+            "/api/triggers/{pipeline}/{trigger}/pause",
+            post(triggers::pause),
+        )
+        .route(
+            "/api/triggers/{pipeline}/{trigger}/resume",
+            post(triggers::resume),
+        )
         .route_layer(axum::middleware::from_fn_with_state(
             state.clone(),
             auth::guard,

@@ -5,8 +5,9 @@
 use utoipa::OpenApi;
 use utoipa::openapi::security::{HttpAuthScheme, HttpBuilder, SecurityScheme};
 
+use crate::routes::triggers;
 use crate::routes::{
-    admin, artifacts, batch, blocks, diagnose, export, hooks, live, meta, pipelines, runs,
+    admin, agent, artifacts, batch, blocks, diagnose, export, hooks, live, meta, pipelines, runs,
 };
 
 /// The document served at `/api/openapi.json`.
@@ -49,6 +50,17 @@ use crate::routes::{
         admin::list_tokens,
         admin::create_token,
         admin::revoke_token,
+        triggers::list,
+        triggers::upcoming,
+        triggers::pause,
+        triggers::resume,
+        agent::list,
+        agent::register,
+        agent::claim,
+        agent::heartbeat,
+        agent::logs,
+        agent::upload,
+        agent::complete,
     ),
     modifiers(&BearerAuth),
     tags(
@@ -57,9 +69,10 @@ use crate::routes::{
         (name = "runs", description = "The run ledger: list, show, cancel, retry, batch, export"),
         (name = "block_runs", description = "Block runs: tries, logs, outputs, data"),
         (name = "live", description = "Server-Sent Events"),
-        (name = "triggers", description = "Runs started by webhooks and API triggers"),
         (name = "artifacts", description = "Files left by block runs"),
         (name = "admin", description = "Audit log and API tokens"),
+        (name = "triggers", description = "Triggers: state, next fires, pause and resume; runs started by webhooks and API triggers"),
+        (name = "agent", description = "The agent protocol of remote agents (`agent` tokens)"),
     )
 )]
 pub struct ApiDoc;

@@ -30,6 +30,12 @@ pub struct ServeOptions {
     pub auth: bool,
     /// How long running tries may take to finish after a shutdown signal.
     pub drain_grace: Duration,
+    /// Whether the server runs tries itself; without it, only remote agents
+    /// do (child-pipeline blocks need it, see `docs/agents.md`).
+    pub local_agent: bool,
+    /// The labels the built-in agent offers: it takes the block runs whose
+    /// required labels are a subset (with none, only unlabelled blocks).
+    pub labels: std::collections::BTreeMap<String, String>,
 }
 
 /// Why the server could not start or stopped with an error.
@@ -114,9 +120,15 @@ impl Server {
         let shutdown = state.shutdown.clone();
         let app = router(state).into_make_service_with_connect_info::<SocketAddr>();
 
-        let agent = LocalAgent::register(engine.clone(), "server", Scope::Unowned, None)
-            .await
-            .map_err(ServeError::Engine)?;
+        let agent = if options.local_agent {
+            let labels = Some(options.labels.clone());
+            let agent = LocalAgent::register(engine.clone(), "server", Scope::Unowned, labels)
+                .await
+                .map_err(ServeError::Engine)?;
+            Some(agent)
+        } else {
+            None
+        };
         let stop_engine = CancellationToken::new();
         let engine_loop = tokio::spawn(engine_loop(
             engine.clone(),
@@ -162,7 +174,7 @@ impl Server {
 /// drain interrupted.
 async fn engine_loop(
     engine: Engine,
-    mut agent: LocalAgent,
+    mut agent: Option<LocalAgent>,
     stop: CancellationToken,
     drain_grace: Duration,
 ) -> usize {
@@ -172,10 +184,12 @@ async fn engine_loop(
     while !stop.is_cancelled() {
         let pass = async {
             engine.reconcile().await?;
-            agent.fill().await?;
-            if last_heartbeat.elapsed() >= heartbeat_every {
-                agent.heartbeat().await?;
-                last_heartbeat = tokio::time::Instant::now();
+            if let Some(agent) = agent.as_mut() {
+                agent.fill().await?;
+                if last_heartbeat.elapsed() >= heartbeat_every {
+                    agent.heartbeat().await?;
+                    last_heartbeat = tokio::time::Instant::now();
+                }
             }
             Ok::<(), sluice_engine::Error>(())
         };
@@ -197,5 +211,8 @@ async fn engine_loop(
             () = engine.wait_for_change() => {}
         }
     }
-    agent.drain(drain_grace).await
+    match agent {
+        Some(agent) => agent.drain(drain_grace).await,
+        None => 0,
+    }
 }

@@ -19,6 +19,8 @@ fn concrete(route: &str) -> String {
     route
         .replace("{name}", "one")
         .replace("{id}", "01234567-89ab-7def-8123-456789abcdef")
+        .replace("{pipeline}", "one")
+        .replace("{trigger}", "nightly")
 }
 
 fn body_for(method: &Method) -> Option<serde_json::Value> {

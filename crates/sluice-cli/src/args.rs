@@ -63,6 +63,19 @@ pub enum Command {
     },
     /// Start the server: the REST API, the reconcilers and a built-in agent.
     Up(UpArgs),
+    /// Run a remote agent: claim tries from a server and execute them on
+    /// this host (see docs/agents.md).
+    Agent(AgentArgs),
+    /// Inspect remote agents.
+    Agents {
+        #[command(subcommand)]
+        command: AgentsCommand,
+    },
+    /// List triggers and their next fires; pause and resume them.
+    Triggers {
+        #[command(subcommand)]
+        command: TriggersCommand,
+    },
     /// Manage API tokens (against the project's database, or --database).
     Token {
         #[command(subcommand)]
@@ -119,8 +132,69 @@ pub struct UpArgs {
     /// before they are interrupted (and run again after a restart).
     #[arg(long, default_value = "30s", value_name = "DURATION")]
     pub drain_grace: String,
+    /// How long a try's lease lasts without a heartbeat; a try whose agent
+    /// is silent that long is lost and retried.
+    #[arg(long, default_value = "30s", value_name = "DURATION")]
+    pub lease_ttl: String,
+    /// The labels the built-in agent offers (`k=v,k2=v2`): it runs blocks
+    /// whose `labels:` are a subset; with none, only blocks without labels.
+    #[arg(long, default_value = "", value_name = "LABELS")]
+    pub labels: String,
+    /// Run no tries in the server; leave them to remote agents.
+    #[arg(long)]
+    pub no_local_agent: bool,
     #[command(flatten)]
     pub database: DatabaseArgs,
+    #[command(flatten)]
+    pub project: ProjectArgs,
+}
+
+#[derive(Debug, Subcommand)]
+pub enum AgentsCommand {
+    /// List remote agents: name, labels, status (online, busy, draining,
+    /// offline), running tries, last heartbeat, version.
+    List {
+        #[arg(long, short = 'o', value_enum, default_value_t)]
+        output: OutputFormat,
+        #[command(flatten)]
+        server: ServerArgs,
+        #[command(flatten)]
+        project: ProjectArgs,
+    },
+}
+
+/// `sluice agent`.
+#[derive(Debug, Args)]
+pub struct AgentArgs {
+    /// The sluice server to take work from (like http://10.0.0.5:8421).
+    #[arg(long, value_name = "URL", env = "SLUICE_SERVER")]
+    pub server: String,
+    /// A token with the `agent` role (`sluice token create --role agent`).
+    #[arg(
+        long,
+        value_name = "TOKEN",
+        env = "SLUICE_TOKEN",
+        hide_env_values = true
+    )]
+    pub token: Option<String>,
+    /// The labels this agent offers (`k=v,k2=v2`); it runs blocks whose
+    /// `labels:` are a subset.
+    #[arg(long, default_value = "", value_name = "LABELS")]
+    pub labels: String,
+    /// Most tries executing at once.
+    #[arg(long, default_value_t = 4, value_name = "N")]
+    pub concurrency: usize,
+    /// The agent's name in `sluice agents list` (default: the host name).
+    #[arg(long, value_name = "NAME")]
+    pub name: Option<String>,
+    /// How long running tries may take to finish after SIGTERM or Ctrl-C
+    /// before they are stopped (and run again elsewhere).
+    #[arg(long, default_value = "30s", value_name = "DURATION")]
+    pub drain_grace: String,
+    /// Where tries get their scratch directories (default:
+    /// `.sluice/agent` in the project directory).
+    #[arg(long, value_name = "DIR")]
+    pub work_dir: Option<PathBuf>,
     #[command(flatten)]
     pub project: ProjectArgs,
 }
@@ -131,6 +205,8 @@ pub enum RoleArg {
     Viewer,
     Operator,
     Admin,
+    /// For `sluice agent`: the agent protocol only.
+    Agent,
 }
 
 #[derive(Debug, Subcommand)]
@@ -414,4 +490,49 @@ pub enum BlocksCommand {
         #[command(flatten)]
         project: ProjectArgs,
     },
+}
+
+#[derive(Debug, Subcommand)]
+pub enum TriggersCommand {
+    /// List every trigger: kind, enabled or paused, last and next fires.
+    List {
+        /// Next fires shown per trigger.
+        #[arg(long, default_value_t = 3)]
+        next: u32,
+        #[arg(long, short = 'o', value_enum, default_value_t)]
+        output: OutputFormat,
+        #[command(flatten)]
+        server: ServerArgs,
+        #[command(flatten)]
+        project: ProjectArgs,
+    },
+    /// The runs the schedules will create, soonest first, across pipelines.
+    Upcoming {
+        /// How many.
+        #[arg(long, default_value_t = 10)]
+        next: u32,
+        #[arg(long, short = 'o', value_enum, default_value_t)]
+        output: OutputFormat,
+        #[command(flatten)]
+        server: ServerArgs,
+        #[command(flatten)]
+        project: ProjectArgs,
+    },
+    /// Pause a trigger: it starts no runs until it is resumed.
+    Pause(TriggerTarget),
+    /// Resume a paused trigger.
+    Resume(TriggerTarget),
+}
+
+/// One trigger of one pipeline.
+#[derive(Debug, Args)]
+pub struct TriggerTarget {
+    pub pipeline: String,
+    pub trigger: String,
+    #[arg(long, short = 'o', value_enum, default_value_t)]
+    pub output: OutputFormat,
+    #[command(flatten)]
+    pub server: ServerArgs,
+    #[command(flatten)]
+    pub project: ProjectArgs,
 }

@@ -77,10 +77,32 @@ pub async fn open_store(
 
 /// Opens the project's engine on the database a `--database` value names.
 pub async fn open_on(project: Project, database: Option<&str>) -> Result<Engine, Failure> {
+    let config = EngineConfig::for_project(&project.dir);
+    open_engine(project, database, config).await
+}
+
+/// Opens the server's engine: like [`open_on`], and it fires the project's
+/// schedules when it reconciles. `configure` adjusts the tunables last
+/// (`sluice up --lease-ttl`).
+pub async fn open_server_on(
+    project: Project,
+    database: Option<&str>,
+    configure: impl FnOnce(&mut EngineConfig),
+) -> Result<Engine, Failure> {
+    let mut config = EngineConfig::for_project(&project.dir);
+    config.fire_schedules = true;
+    configure(&mut config);
+    open_engine(project, database, config).await
+}
+
+async fn open_engine(
+    project: Project,
+    database: Option<&str>,
+    config: EngineConfig,
+) -> Result<Engine, Failure> {
     let state = project.dir.join(".sluice");
     let store = open_store(&project.dir, database).await?;
     let blobs = BlobStore::new(state.join("blobs"));
-    let config = EngineConfig::for_project(&project.dir);
     let engine = Engine::new(store, blobs, project, Arc::new(SystemClock), config);
     engine.reap_lost_executors().await?;
     Ok(engine)

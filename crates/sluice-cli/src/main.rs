@@ -17,7 +17,7 @@ use std::process::ExitCode;
 
 use clap::Parser;
 
-use crate::args::{BlocksCommand, Cli, Command, RunsCommand, TokenCommand};
+use crate::args::{AgentsCommand, BlocksCommand, Cli, Command, RunsCommand, TokenCommand};
 
 /// A command's failure: a message for stderr, an optional remedy, and the
 /// exit code.
@@ -190,6 +190,16 @@ async fn dispatch(cli: Cli) -> CommandResult {
             } => commands::blocks_output(&block_run, sample, format, &server, &project).await,
         },
         Command::Up(args) => commands::server::up(args).await,
+        Command::Agent(args) => commands::agent::agent(args).await,
+        Command::Agents {
+            command:
+                AgentsCommand::List {
+                    output,
+                    server,
+                    project,
+                },
+        } => commands::agent::list(output, &server, &project).await,
+        Command::Triggers { command } => commands::triggers::triggers(command).await,
         Command::Token { command } => match command {
             TokenCommand::Create {
                 name,

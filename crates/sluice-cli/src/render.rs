@@ -161,6 +161,18 @@ pub fn details_text(details: &proto::RunDetails) -> String {
     for (label, value) in lines {
         out.push_str(&format!("{label:<12} {value}\n"));
     }
+    if let (Some(scheduled_for), Some(start), Some(end)) =
+        (run.scheduled_for, run.window_start, run.window_end)
+    {
+        out.push_str(&format!(
+            "{:<12} {}\n{:<12} {} to {}\n",
+            "scheduled",
+            output::time(Some(scheduled_for)),
+            "window",
+            output::time(Some(start)),
+            output::time(Some(end))
+        ));
+    }
     if let Some(at) = run.cancel_requested_at {
         out.push_str(&format!(
             "{:<12} {} by {}\n",

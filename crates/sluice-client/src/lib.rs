@@ -7,7 +7,9 @@
 //! The client speaks plain HTTP/1.1 and knows nothing of the store or the
 //! engine (DESIGN §9: client → proto only).
 
+mod agent;
 pub mod sse;
+mod triggers;
 
 use std::time::Duration;
 

@@ -47,3 +47,15 @@ typed_id!(
     /// agent, or a remote agent.
     ExecutorId
 );
+typed_id!(
+    /// The id of a remote agent (`sluice agent`), given when it registers.
+    /// A remote agent is an executor: its executor id is the same string.
+    AgentId
+);
+
+impl AgentId {
+    /// The executor a remote agent claims tries as.
+    pub fn executor(&self) -> ExecutorId {
+        ExecutorId(self.0.clone())
+    }
+}

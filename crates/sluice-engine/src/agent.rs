@@ -8,22 +8,16 @@
 //! logged; the lease then expires and the reaper decides).
 
 use std::collections::BTreeMap;
-use std::path::PathBuf;
 
-use sluice_core::expr::{EvalContext, RunFacts};
 use sluice_core::ids::{ExecutorId, RunId, TryId};
 use sluice_core::spec::{Block, BlockKind};
-use sluice_core::status::BlockRunStatus;
-use sluice_exec::{BlockContext, Command, TryOutcome, TryRequest, TryResult};
-use sluice_store::{
-    BlockRunNext, Claim, ClaimRequest, DataRef, ExecutorRecord, LogChunk, LogLine, NewArtifact,
-    TryCompletion, TryStatus,
-};
+use sluice_exec::{BlockContext, TryOutcome, TryRequest, TryResult};
+use sluice_store::{Claim, ClaimRequest, DataRef, ExecutorRecord, LogChunk, LogLine, NewArtifact};
 use tokio::task::JoinSet;
 use tokio_util::sync::CancellationToken;
 
 use crate::clock::add;
-use crate::reconcile::block_facts;
+use crate::completion::{EndedTry, Ending, TryEnd};
 use crate::{Engine, Event, Result};
 
 /// This machine's host name, as recorded with executors.
@@ -128,6 +122,12 @@ impl LocalAgent {
             }
         }
         let mut started = 0;
+        if matches!(self.scope, Scope::Unowned) && !self.stop_claiming {
+            for claim in self.engine.take_handoff() {
+                started += 1;
+                self.spawn(claim);
+            }
+        }
         while !self.stop_claiming && self.tasks.len() < self.engine.config().local_concurrency {
             let now = self.engine.clock().now();
             let request = ClaimRequest {
@@ -144,19 +144,24 @@ impl LocalAgent {
                 break;
             };
             started += 1;
-            let engine = self.engine.clone();
-            let try_id = claim.attempt_try.id.clone();
-            let cancel = engine.register_local_try(&claim.run.id, &try_id);
-            self.tasks.spawn(async move {
-                let run_id = claim.run.id.clone();
-                if let Err(error) = execute(&engine, claim, cancel).await {
-                    tracing::error!(try_id = %try_id, error = %format!("{error:#}"), "executing the try failed");
-                }
-                engine.unregister_local_try(&run_id, &try_id);
-                engine.wake();
-            });
+            self.spawn(claim);
         }
         Ok(started)
+    }
+
+    /// Executes a claimed try in a task of this agent.
+    fn spawn(&mut self, claim: Claim) {
+        let engine = self.engine.clone();
+        let try_id = claim.attempt_try.id.clone();
+        let cancel = engine.register_local_try(&claim.run.id, &try_id);
+        self.tasks.spawn(async move {
+            let run_id = claim.run.id.clone();
+            if let Err(error) = execute(&engine, claim, cancel).await {
+                tracing::error!(try_id = %try_id, error = %format!("{error:#}"), "executing the try failed");
+            }
+            engine.unregister_local_try(&run_id, &try_id);
+            engine.wake();
+        });
     }
 
     /// Stops claiming and lets executing tries finish for up to `grace`.
@@ -210,6 +215,27 @@ impl LocalAgent {
 }
 
 impl Engine {
+    /// Gives a claimed child-pipeline try to this process's built-in agent,
+    /// which starts and watches the child run (a remote agent cannot).
+    pub(crate) fn hand_off(&self, claim: Claim) {
+        self.inner
+            .handoff
+            .lock()
+            .unwrap_or_else(|poison| poison.into_inner())
+            .push(claim);
+        self.wake();
+    }
+
+    fn take_handoff(&self) -> Vec<Claim> {
+        std::mem::take(
+            &mut *self
+                .inner
+                .handoff
+                .lock()
+                .unwrap_or_else(|poison| poison.into_inner()),
+        )
+    }
+
     fn register_local_try(&self, run_id: &RunId, try_id: &TryId) -> CancellationToken {
         let token = CancellationToken::new();
         self.inner
@@ -262,241 +288,115 @@ impl Engine {
     }
 }
 
-/// What to run for a block, or why it cannot run.
-fn command_for(block: &Block, context: &EvalContext<'_>) -> std::result::Result<Command, String> {
-    match &block.kind {
-        BlockKind::Run { command } => command
-            .render_shell(context)
-            .map(|script| Command::Shell { script })
-            .map_err(|error| format!("cannot render `run:`: {error}")),
-        BlockKind::Script { path } => Ok(Command::Script {
-            path: PathBuf::from(path),
-        }),
-        // Child pipelines do not run a command: `execute` starts the child.
-        BlockKind::Pipeline { name, .. } => Err(format!(
-            "block `{}` calls pipeline `{name}` and has no command",
-            block.id
-        )),
-    }
-}
-
 /// Executes one claimed try to its end and reports it.
 async fn execute(engine: &Engine, claim: Claim, cancel: CancellationToken) -> Result<()> {
+    let prepared = engine.prepare_try(&claim).await?;
     let Claim {
         attempt_try,
         block_run,
         run,
-    } = claim;
-    engine.publish(Event::BlockRun {
-        run_id: run.id.clone(),
-        block_run_id: block_run.id.clone(),
-        block: block_run.block.clone(),
-        attempt: block_run.attempt,
-        status: BlockRunStatus::Running,
-    });
-    engine.publish(Event::TryStarted {
-        run_id: run.id.clone(),
-        block_run_id: block_run.id.clone(),
-        block: block_run.block.clone(),
-        try_id: attempt_try.id.clone(),
-        try_number: attempt_try.try_number,
-    });
-    let spec = engine
-        .pinned_pipeline(&run.pipeline, &run.pipeline_version)
-        .await?;
-    let attempt_block_runs = engine
-        .store()
-        .list_block_runs(&run.id, Some(block_run.attempt))
-        .await?;
-    let facts = block_facts(&attempt_block_runs);
-    let vars = run.variables.values();
-    let run_facts = RunFacts {
-        id: run.id.to_string(),
-        pipeline: run.pipeline.clone(),
-        attempt: run.attempt,
-    };
-    let context = EvalContext {
-        vars: &vars,
-        blocks: &facts,
-        upstreams: &[],
-        run: &run_facts,
-    };
-    let block = spec.block(&block_run.block);
-    let command = match block {
-        Some(block) => command_for(block, &context),
+    } = &claim;
+    let masker = sluice_exec::Masker::new(prepared.secrets());
+    let block = prepared.block();
+
+    let outcome = match block {
+        Some(Block {
+            kind: BlockKind::Pipeline { name, variables },
+            ..
+        }) => {
+            let parent = crate::child::Parent {
+                run,
+                block_run,
+                attempt_try,
+            };
+            let context = prepared.context();
+            let outcome =
+                crate::child::run_child(engine, parent, name, variables, &context, cancel).await;
+            Ok((outcome, StoredFiles::default()))
+        }
+        Some(block) => match prepared.command() {
+            Ok(command) => {
+                let scratch_dir = engine.config().scratch_dir.join(attempt_try.id.as_str());
+                let request = TryRequest {
+                    command,
+                    project_dir: engine.project().dir.clone(),
+                    scratch_dir: scratch_dir.clone(),
+                    context: BlockContext {
+                        run_id: run.id.to_string(),
+                        pipeline: run.pipeline.clone(),
+                        block: block_run.block.clone(),
+                        attempt: block_run.attempt,
+                        try_number: attempt_try.try_number,
+                        idempotency_key: block_run.idempotency_key.clone(),
+                    },
+                    variables: prepared.variables().clone(),
+                    inputs: prepared.inputs(),
+                    env: crate::scheduler::block_env(run, &block.env),
+                    secrets: prepared.secrets().to_vec(),
+                    artifact_globs: block.artifacts.clone(),
+                    timeout: block.timeout.map(|timeout| timeout.0),
+                    kill_grace: engine.config().kill_grace,
+                };
+                let outcome = run_with_lease(engine, &run.id, attempt_try, request, cancel).await;
+                let stored = store_files(engine, &outcome).await;
+                let _ = tokio::fs::remove_dir_all(&scratch_dir).await;
+                match stored {
+                    Ok(files) => Ok((outcome, files)),
+                    Err(error) => Err(format!("cannot store the block's files: {error:#}")),
+                }
+            }
+            Err(error) => Err(error),
+        },
         None => Err(format!(
             "block `{}` is not in the pinned pipeline",
             block_run.block
         )),
     };
-    let secrets = run.variables.secret_values();
-    let masker = sluice_exec::Masker::new(&secrets);
 
-    let outcome = match (command, block) {
-        (
-            _,
-            Some(Block {
-                kind: BlockKind::Pipeline { name, variables },
-                ..
-            }),
-        ) => {
-            let parent = crate::child::Parent {
-                run: &run,
-                block_run: &block_run,
-                attempt_try: &attempt_try,
-            };
-            let outcome =
-                crate::child::run_child(engine, parent, name, variables, &context, cancel).await;
-            Ok((outcome, StoredFiles::default()))
-        }
-        (Ok(command), Some(block)) => {
-            let mut inputs = serde_json::Map::new();
-            for need in &block.needs {
-                if let Some(fact) = facts.get(need) {
-                    let outputs = fact
-                        .outputs
-                        .iter()
-                        .map(|(key, value)| (key.clone(), serde_json::Value::String(value.clone())))
-                        .collect();
-                    inputs.insert(need.clone(), serde_json::Value::Object(outputs));
-                }
-            }
-            let scratch_dir = engine.config().scratch_dir.join(attempt_try.id.as_str());
-            let request = TryRequest {
-                command,
-                project_dir: engine.project().dir.clone(),
-                scratch_dir: scratch_dir.clone(),
-                context: BlockContext {
-                    run_id: run.id.to_string(),
-                    pipeline: run.pipeline.clone(),
-                    block: block_run.block.clone(),
-                    attempt: block_run.attempt,
-                    try_number: attempt_try.try_number,
-                    idempotency_key: block_run.idempotency_key.clone(),
-                },
-                variables: vars.clone(),
-                inputs: serde_json::Value::Object(inputs),
-                env: block.env.clone(),
-                secrets: secrets.clone(),
-                artifact_globs: block.artifacts.clone(),
-                timeout: block.timeout.map(|timeout| timeout.0),
-                kill_grace: engine.config().kill_grace,
-            };
-            let outcome = run_with_lease(engine, &run.id, &attempt_try, request, cancel).await;
-            let stored = store_files(engine, &outcome).await;
-            let _ = tokio::fs::remove_dir_all(&scratch_dir).await;
-            match stored {
-                Ok(files) => Ok((outcome, files)),
-                Err(error) => Err(format!("cannot store the block's files: {error:#}")),
-            }
-        }
-        (Err(error), _) => Err(error),
-        (Ok(_), None) => Err(format!(
-            "block `{}` is not in the pinned pipeline",
-            block_run.block
-        )),
-    };
-
-    let now = engine.clock().now();
-    let (status, exit_code, error, timed_out, outputs, files, retryable) = match outcome {
+    let ending = match outcome {
         Ok((outcome, files)) => {
-            let status = match outcome.result {
-                TryResult::Completed => TryStatus::Completed,
-                TryResult::Cancelled => TryStatus::Cancelled,
-                TryResult::Failed | TryResult::TimedOut => TryStatus::Failed,
-            };
-            let retryable = matches!(outcome.result, TryResult::Failed | TryResult::TimedOut);
-            (
-                status,
-                outcome.exit_code,
-                outcome.error,
-                outcome.result == TryResult::TimedOut,
-                outcome.outputs,
-                files,
-                retryable,
-            )
+            let interrupting = engine
+                .inner
+                .interrupting
+                .load(std::sync::atomic::Ordering::SeqCst);
+            Ending {
+                end: match outcome.result {
+                    TryResult::Completed => TryEnd::Completed,
+                    TryResult::Cancelled if interrupting => TryEnd::Interrupted,
+                    TryResult::Cancelled => TryEnd::Cancelled,
+                    TryResult::Failed => TryEnd::Failed,
+                    TryResult::TimedOut => TryEnd::TimedOut,
+                },
+                exit_code: outcome.exit_code,
+                error: outcome.error,
+                outputs: outcome.outputs,
+                data: files.data,
+                artifacts: files.artifacts,
+            }
         }
-        Err(error) => (
-            TryStatus::Failed,
-            None,
-            Some(masker.mask(&error).into_owned()),
-            false,
-            BTreeMap::new(),
-            StoredFiles::default(),
-            false,
-        ),
+        Err(error) => Ending {
+            end: TryEnd::Unrunnable,
+            exit_code: None,
+            error: Some(masker.mask(&error).into_owned()),
+            outputs: BTreeMap::new(),
+            data: None,
+            artifacts: Vec::new(),
+        },
     };
-    let current_run = engine.get_run(&run.id).await?;
-    let interrupted = status == TryStatus::Cancelled
-        && current_run.cancel_requested_at.is_none()
-        && engine
-            .inner
-            .interrupting
-            .load(std::sync::atomic::Ordering::SeqCst);
-    let (status, error) = if interrupted {
-        (
-            TryStatus::Lost,
-            Some("interrupted: the server shut down before the try ended".to_owned()),
-        )
-    } else {
-        (status, error)
+    let ended = EndedTry {
+        run_id: &run.id,
+        block_run,
+        attempt_try,
+        retries: block.map(|block| &block.retries),
     };
-    let policy = block.map(|block| &block.retries);
-    let next = if interrupted {
-        BlockRunNext::Retry { retry_at: now }
-    } else if retryable
-        && attempt_try.try_number < block_run.max_tries
-        && current_run.cancel_requested_at.is_none()
-    {
-        let delay = policy
-            .map(|policy| policy.delay_before_try(attempt_try.try_number + 1))
-            .unwrap_or_default();
-        BlockRunNext::Retry {
-            retry_at: add(now, delay),
-        }
-    } else {
-        BlockRunNext::Finish {
-            status: match status {
-                TryStatus::Completed => BlockRunStatus::Completed,
-                TryStatus::Cancelled => BlockRunStatus::Cancelled,
-                _ => BlockRunStatus::Failed,
-            },
-        }
-    };
-    let block_status = match &next {
-        BlockRunNext::Retry { .. } => BlockRunStatus::Queued,
-        BlockRunNext::Finish { status } => *status,
-    };
-    let completion = TryCompletion {
-        try_id: attempt_try.id.clone(),
-        block_run_id: block_run.id.clone(),
-        epoch: attempt_try.lease_epoch,
-        status,
-        at: now,
-        exit_code,
-        error,
-        timed_out,
-        outputs,
-        data: files.data,
-        artifacts: files.artifacts,
-        next,
-    };
-    match engine.store().complete_try(&completion).await {
-        Ok(()) => {
-            engine.publish(Event::BlockRun {
-                run_id: run.id.clone(),
-                block_run_id: block_run.id.clone(),
-                block: block_run.block.clone(),
-                attempt: block_run.attempt,
-                status: block_status,
-            });
-        }
-        Err(sluice_store::Error::StaleLease(_)) => {
+    match engine.end_try(ended, ending).await {
+        Ok(_) => Ok(()),
+        Err(crate::Error::Store(sluice_store::Error::StaleLease(_))) => {
             tracing::warn!(try_id = %attempt_try.id, "the lease was lost before the try ended; its result is dropped");
+            Ok(())
         }
-        Err(other) => return Err(other.into()),
+        Err(other) => Err(other),
     }
-    Ok(())
 }
 
 /// Runs the try while renewing its lease and storing its log chunks. A lost

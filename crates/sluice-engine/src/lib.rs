@@ -10,16 +10,22 @@
 pub mod agent;
 mod child;
 pub mod clock;
+mod completion;
 pub mod data;
 pub mod diagnose;
 pub mod error;
 pub mod events;
+mod limits;
+mod prepare;
 pub mod project;
 pub mod queries;
 mod reconcile;
+pub mod remote;
 pub mod requests;
+pub mod scheduler;
 pub mod services;
 pub mod tokens;
+pub mod triggers;
 
 use std::collections::HashMap;
 use std::path::PathBuf;
@@ -58,6 +64,10 @@ pub struct EngineConfig {
     pub max_active_runs: Option<u32>,
     /// The fallback poll of the reconcilers when nothing wakes them.
     pub poll_interval: Duration,
+    /// Whether [`Engine::reconcile`] fires the project's schedules. A
+    /// server (`sluice up`) does; a `sluice run` process does not, so
+    /// running one pipeline by hand never starts scheduled runs of others.
+    pub fire_schedules: bool,
 }
 
 impl EngineConfig {
@@ -70,6 +80,7 @@ impl EngineConfig {
             local_concurrency: 16,
             max_active_runs: None,
             poll_interval: Duration::from_millis(500),
+            fire_schedules: false,
         }
     }
 }
@@ -96,6 +107,10 @@ struct Inner {
     /// Set when this process stops its tries because it shuts down, not
     /// because anyone cancelled them: they go back to the queue.
     interrupting: std::sync::atomic::AtomicBool,
+    /// Child-pipeline tries a remote agent claimed, waiting for this
+    /// process's built-in agent; lost with this process, their leases
+    /// expire and the reaper re-queues them.
+    handoff: Mutex<Vec<sluice_store::Claim>>,
 }
 
 impl std::fmt::Debug for Engine {
@@ -127,6 +142,7 @@ impl Engine {
                 specs: Mutex::new(HashMap::new()),
                 local_tries: Mutex::new(HashMap::new()),
                 interrupting: std::sync::atomic::AtomicBool::new(false),
+                handoff: Mutex::new(Vec::new()),
             }),
         }
     }

@@ -10,6 +10,9 @@
 //! 4. DAG advance: a block run whose upstreams all ended becomes `queued`,
 //!    `condition_failed`, `upstream_failed` or `cancelled`;
 //! 5. finish: a run whose block runs all ended gets its final status.
+//!
+//! With `fire_schedules` on (a server), the scheduler (`scheduler.rs`) runs
+//! first: due fires of the project's triggers become runs.
 
 use std::collections::BTreeMap;
 use std::sync::Arc;
@@ -20,6 +23,7 @@ use sluice_core::spec::{Pipeline, TimeoutStatus};
 use sluice_core::status::{BlockRunStatus, RunStatus};
 use sluice_store::{BlockRunNext, BlockRunRecord, RunFlag, RunRecord, TryCompletion, TryStatus};
 
+use crate::limits::RunLimits;
 use crate::{Engine, Result};
 
 /// The actor recorded when sluice itself cancels a run for its timeout.
@@ -39,6 +43,9 @@ impl Engine {
     /// One pass of every reconciler, in order.
     pub async fn reconcile(&self) -> Result<Reconciled> {
         let mut changes = 0;
+        if self.config().fire_schedules {
+            changes += self.fire_schedules().await?;
+        }
         changes += self.reap_lost_executors().await?;
         changes += self.reap_expired_leases().await?;
         changes += self.enforce_deadlines().await?;
@@ -191,17 +198,18 @@ impl Engine {
             let spec = self
                 .pinned_pipeline(&run.pipeline, &run.pipeline_version)
                 .await?;
+            let limits = RunLimits::for_run(&spec, &run.invoked_by);
             if self.store().flag_run(&run.id, RunFlag::TimedOut).await? {
                 changes += 1;
                 self.audit(
                     "sluice",
                     "run.timeout",
                     run.id.as_str(),
-                    serde_json::json!({ "timeout_status": timeout_status_name(spec.timeout_status) }),
+                    serde_json::json!({ "timeout_status": timeout_status_name(limits.timeout_status) }),
                 )
                 .await?;
             }
-            if spec.timeout_status != TimeoutStatus::Warning
+            if limits.timeout_status != TimeoutStatus::Warning
                 && self
                     .store()
                     .request_cancel(&run.id, TIMEOUT_ACTOR, now)
@@ -253,7 +261,7 @@ impl Engine {
             let spec = self
                 .pinned_pipeline(&run.pipeline, &run.pipeline_version)
                 .await?;
-            if let Some(limit) = spec.concurrency {
+            if let Some(limit) = RunLimits::for_run(&spec, &run.invoked_by).concurrency {
                 let running = match running_by_pipeline.get(&run.pipeline) {
                     Some(count) => *count,
                     None => {
@@ -428,12 +436,13 @@ impl Engine {
         let first_failure = block_runs
             .iter()
             .find(|block_run| block_run.status == BlockRunStatus::Failed);
+        let limits = RunLimits::for_run(spec, &run.invoked_by);
         let (status, error) = if timed_out_by_us {
-            let status = match spec.timeout_status {
+            let status = match limits.timeout_status {
                 TimeoutStatus::Cancelled => RunStatus::Cancelled,
                 _ => RunStatus::Failed,
             };
-            let after = spec
+            let after = limits
                 .timeout
                 .map(|timeout| format!(" after {timeout}"))
                 .unwrap_or_default();

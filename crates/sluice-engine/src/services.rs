@@ -10,11 +10,12 @@ use sluice_core::spec::Pipeline;
 use sluice_core::status::{BlockRunStatus, RunStatus};
 use sluice_core::vars::{VariableLayer, resolve_variables};
 use sluice_store::{
-    BlockRunRecord, BlockRunTransition, InvokedBy, NewAttempt, NewAuditEvent, NewBlockRun, NewRun,
-    RunRecord, RunTransition,
+    BlockRunRecord, BlockRunTransition, CreatedRun, InvokedBy, NewAttempt, NewAuditEvent,
+    NewBlockRun, NewRun, RunRecord, RunTransition, RunWindow,
 };
 
 use crate::clock::add;
+use crate::limits::RunLimits;
 use crate::{Engine, Error, Event, Result};
 
 /// A request to start a run.
@@ -90,6 +91,17 @@ impl Engine {
     /// Creates a run of a pipeline of the current project. Refuses, before
     /// anything is written, a run whose required variables are missing.
     pub async fn trigger_run(&self, request: TriggerRequest) -> Result<RunId> {
+        Ok(self.create_run(request, None).await?.id)
+    }
+
+    /// Creates a run, recording the fire and window of a scheduled one.
+    /// Reports whether the run is new or already existed under the
+    /// request's idempotency key.
+    pub(crate) async fn create_run(
+        &self,
+        request: TriggerRequest,
+        window: Option<RunWindow>,
+    ) -> Result<CreatedRun> {
         let project = self.project();
         let loaded = project.pipeline(&request.pipeline).ok_or_else(|| {
             let known: Vec<&str> = project.pipelines.keys().map(String::as_str).collect();
@@ -105,6 +117,7 @@ impl Engine {
             ))
         })?;
         let spec = loaded.spec.clone();
+        let limits = RunLimits::for_run(&spec, &request.invoked_by);
         let variables = resolve_variables(
             &spec.variables,
             &[
@@ -126,7 +139,9 @@ impl Engine {
         // shows that a run was asked for and why it did not happen.
         let mut status = RunStatus::Initial;
         let mut error = None;
-        if let (Some(limit), sluice_core::spec::OnLimit::Skip) = (spec.concurrency, spec.on_limit) {
+        if let (Some(limit), sluice_core::spec::OnLimit::Skip) =
+            (limits.concurrency, limits.on_limit)
+        {
             let active = self.count_active_runs(&spec.name).await?;
             if active >= limit.get() {
                 status = RunStatus::Cancelled;
@@ -148,11 +163,12 @@ impl Engine {
                 tags: spec.tags.clone(),
                 variables,
                 created_at: now,
-                sla_at: spec.sla.map(|sla| add(now, sla.0)),
+                sla_at: limits.sla.map(|sla| add(now, sla.0)),
                 idempotency_key: request.idempotency_key.clone(),
                 owner: request.owner.clone(),
                 block_concurrency: spec.block_concurrency.map(|limit| limit.get()),
                 error,
+                window,
                 blocks,
             })
             .await?;
@@ -174,7 +190,7 @@ impl Engine {
             });
             self.wake();
         }
-        Ok(created.id)
+        Ok(created)
     }
 
     /// Runs of a pipeline that are `initial` or `running`.
@@ -464,7 +480,9 @@ impl Engine {
                 to: RunStatus::Running,
                 at: now,
                 error: None,
-                timeout_at: spec.timeout.map(|timeout| add(now, timeout.0)),
+                timeout_at: RunLimits::for_run(spec, &run.invoked_by)
+                    .timeout
+                    .map(|timeout| add(now, timeout.0)),
                 timed_out: false,
             })
             .await?;

@@ -1,7 +1,10 @@
 //! API tokens and roles. A token is shown once, when it is created; only its
 //! SHA-256 is stored, so a stolen database does not hand out credentials.
 //! Roles are ordered: a `viewer` reads, an `operator` also triggers, cancels
-//! and retries runs, an `admin` may do everything.
+//! and retries runs, an `admin` may do everything. The `agent` role stands
+//! apart from that order: it may only speak the agent protocol
+//! (`/api/agent/...`), so a token handed to a remote agent's host cannot read
+//! or change the run ledger.
 
 use std::fmt;
 use std::str::FromStr;
@@ -17,22 +20,31 @@ pub enum Role {
     Viewer,
     Operator,
     Admin,
+    /// A remote agent: the agent protocol and nothing else.
+    Agent,
 }
 
 impl Role {
-    pub const ALL: [Role; 3] = [Role::Viewer, Role::Operator, Role::Admin];
+    pub const ALL: [Role; 4] = [Role::Viewer, Role::Operator, Role::Admin, Role::Agent];
 
     pub fn as_str(self) -> &'static str {
         match self {
             Role::Viewer => "viewer",
             Role::Operator => "operator",
             Role::Admin => "admin",
+            Role::Agent => "agent",
         }
     }
 
     /// Whether this role may do what needs `needed`.
     pub fn allows(self, needed: Role) -> bool {
-        self >= needed
+        match (self, needed) {
+            (Role::Admin, _) | (Role::Agent, Role::Agent) => true,
+            // Agents are outside the viewer < operator < admin order: an
+            // agent token reads nothing, and no reader speaks for an agent.
+            (Role::Agent, _) | (_, Role::Agent) => false,
+            _ => self >= needed,
+        }
     }
 }
 
@@ -44,7 +56,7 @@ impl fmt::Display for Role {
 
 /// An unknown role name.
 #[derive(Clone, Debug, PartialEq, Eq, thiserror::Error)]
-#[error("unknown role `{0}`; roles are viewer, operator and admin")]
+#[error("unknown role `{0}`; roles are viewer, operator, admin and agent")]
 pub struct UnknownRole(pub String);
 
 impl FromStr for Role {

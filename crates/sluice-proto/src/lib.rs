@@ -8,19 +8,23 @@
 //! UTC; ids are strings; secret variable values are always `***`.
 
 pub mod admin;
+pub mod agent;
 pub mod blocks;
 pub mod diagnose;
 pub mod pipelines;
 pub mod runs;
+pub mod triggers;
 
 use serde::{Deserialize, Serialize};
 use utoipa::ToSchema;
 
 pub use admin::*;
+pub use agent::*;
 pub use blocks::*;
 pub use diagnose::*;
 pub use pipelines::*;
 pub use runs::*;
+pub use triggers::*;
 
 /// The one shape of every error response.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize, ToSchema)]

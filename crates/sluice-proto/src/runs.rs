@@ -56,6 +56,16 @@ pub struct Run {
     pub timeout_at: Option<Timestamp>,
     pub sla_at: Option<Timestamp>,
     pub idempotency_key: Option<String>,
+    /// For a run a schedule started: the fire it stands for.
+    #[serde(default)]
+    pub scheduled_for: Option<Timestamp>,
+    /// For a run a schedule started: the start of the window of time it
+    /// covers (the schedule's previous fire).
+    #[serde(default)]
+    pub window_start: Option<Timestamp>,
+    /// For a run a schedule started: the end of its window (its fire).
+    #[serde(default)]
+    pub window_end: Option<Timestamp>,
 }
 
 /// A single run in a response: `{"pipeline_run": {...}}`.

@@ -9,7 +9,7 @@ use serde::Serialize;
 use serde::de::DeserializeOwned;
 use sluice_core::status::{BlockRunStatus, RunStatus};
 
-use crate::{Error, Result, TryStatus};
+use crate::{Error, Result, RunWindow, TryStatus};
 
 /// The most rows a listing without its own limit returns; it bounds every
 /// query even where the caller expects "all" (a run's block runs or tries).
@@ -35,6 +35,20 @@ pub(crate) fn timestamp(micros: i64) -> Result<Timestamp> {
 
 pub(crate) fn opt_timestamp(micros: Option<i64>) -> Result<Option<Timestamp>> {
     micros.map(timestamp).transpose()
+}
+
+/// A run's window from its three columns, which are written together: a run
+/// with any of them missing has no window.
+pub(crate) fn run_window(
+    scheduled_for: Option<Timestamp>,
+    window_start: Option<Timestamp>,
+    window_end: Option<Timestamp>,
+) -> Option<RunWindow> {
+    Some(RunWindow {
+        scheduled_for: scheduled_for?,
+        window_start: window_start?,
+        window_end: window_end?,
+    })
 }
 
 pub(crate) fn to_json<T: Serialize + ?Sized>(value: &T) -> Result<String> {

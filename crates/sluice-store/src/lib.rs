@@ -19,7 +19,7 @@ pub mod sqlite;
 
 use async_trait::async_trait;
 use jiff::Timestamp;
-use sluice_core::ids::{BlockRunId, ExecutorId, RunId, TryId};
+use sluice_core::ids::{AgentId, BlockRunId, ExecutorId, RunId, TryId};
 use sluice_core::status::{RunStatus, TransitionError};
 
 pub use model::*;
@@ -125,6 +125,7 @@ pub trait Store: Send + Sync + 'static {
     /// Every try of every block run of a run (all attempts), in start order.
     async fn list_run_tries(&self, run: &RunId) -> Result<Vec<TryRecord>>;
     async fn list_tries(&self, block_run: &BlockRunId) -> Result<Vec<TryRecord>>;
+    async fn get_try(&self, id: &TryId) -> Result<Option<TryRecord>>;
 
     // Logs.
     /// Stores a chunk; a chunk already stored under the same `(try, seq)` is
@@ -157,6 +158,16 @@ pub trait Store: Send + Sync + 'static {
     /// Removing an executor that is not registered does nothing.
     async fn remove_executor(&self, id: &ExecutorId) -> Result<()>;
 
+    // Remote agents.
+    /// Records an agent whose executor is registered, replacing the record
+    /// of one with the same id.
+    async fn put_agent(&self, agent: &AgentRecord) -> Result<()>;
+    /// Records whether an agent drains; [`Error::NotFound`] for an unknown
+    /// agent.
+    async fn set_agent_draining(&self, id: &AgentId, draining: bool) -> Result<()>;
+    /// Agents by name, at most `limit`, with how many tries each runs.
+    async fn list_agents(&self, limit: u32) -> Result<Vec<AgentListing>>;
+
     // What a server needs besides the ledger.
     /// Succeeds when the database answers a trivial query.
     async fn ping(&self) -> Result<()>;
@@ -186,4 +197,19 @@ pub trait Store: Send + Sync + 'static {
         request_hash: &str,
         at: Timestamp,
     ) -> Result<String>;
+
+    // Trigger states (the scheduler's memory between passes).
+    /// Every recorded trigger state, by pipeline and trigger (at most 10,000).
+    async fn list_trigger_states(&self) -> Result<Vec<TriggerState>>;
+    async fn get_trigger_state(
+        &self,
+        pipeline: &str,
+        trigger: &str,
+    ) -> Result<Option<TriggerState>>;
+    /// Moves the trigger's last fire to `fire.fired_at` (and its last run to
+    /// `fire.run_id`) unless the recorded one is later; returns whether it
+    /// was applied. Recording the same fire twice applies both times.
+    async fn record_trigger_fire(&self, fire: &TriggerFire) -> Result<bool>;
+    /// Pauses or resumes a trigger; returns whether this call changed it.
+    async fn set_trigger_paused(&self, change: &TriggerPause) -> Result<bool>;
 }

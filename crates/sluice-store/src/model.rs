@@ -1,5 +1,5 @@
 //! Records the store reads and writes: runs, attempts, block runs, tries,
-//! log chunks, artifacts, audit events and executors.
+//! log chunks, artifacts, audit events, executors and trigger states.
 //!
 //! Timestamps are `jiff::Timestamp` (UTC) in code; the backends store them as
 //! integer microseconds since the Unix epoch so that indexes and keyset
@@ -9,7 +9,7 @@ use std::collections::BTreeMap;
 
 use jiff::Timestamp;
 use serde::{Deserialize, Serialize};
-use sluice_core::ids::{BlockRunId, ExecutorId, RunId, TryId};
+use sluice_core::ids::{AgentId, BlockRunId, ExecutorId, RunId, TryId};
 use sluice_core::status::{BlockRunStatus, RunStatus};
 use sluice_core::vars::ResolvedVariables;
 
@@ -60,6 +60,34 @@ pub struct RunRecord {
     pub owner: Option<ExecutorId>,
     /// Most block runs of this run that may run at once (`block_concurrency`).
     pub block_concurrency: Option<u32>,
+    /// The fire and window of a run a schedule started; `None` otherwise.
+    pub window: Option<RunWindow>,
+}
+
+/// The fire a scheduled run stands for and the window of time it covers
+/// (see `sluice_core::schedule::Fire`).
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct RunWindow {
+    pub scheduled_for: Timestamp,
+    pub window_start: Timestamp,
+    pub window_end: Timestamp,
+}
+
+/// What the scheduler keeps about one trigger between passes: its last fire
+/// and whether an operator paused it. A trigger without a row has never
+/// fired and is not paused.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct TriggerState {
+    pub pipeline: String,
+    pub trigger: String,
+    /// The latest `scheduled_for` a run was created for (for `always_on`,
+    /// the instant its latest run was due).
+    pub last_fired_at: Option<Timestamp>,
+    /// The run the latest fire created.
+    pub last_run_id: Option<RunId>,
+    pub paused: bool,
+    pub paused_by: Option<String>,
+    pub paused_at: Option<Timestamp>,
 }
 
 /// One attempt of a run.
@@ -236,4 +264,26 @@ pub struct ApiTokenRecord {
     pub created_at: Timestamp,
     pub created_by: Option<String>,
     pub revoked_at: Option<Timestamp>,
+}
+
+/// A remote agent as registered: each is also an executor with the same id.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct AgentRecord {
+    pub id: AgentId,
+    pub name: String,
+    pub version: String,
+    pub registered_at: Timestamp,
+}
+
+/// A remote agent with its executor's facts, for listings.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct AgentListing {
+    pub agent: AgentRecord,
+    pub host: String,
+    pub labels: BTreeMap<String, String>,
+    pub heartbeat_at: Timestamp,
+    /// It said it stops claiming and finishes what it runs.
+    pub draining: bool,
+    /// Tries it runs now.
+    pub running_tries: u32,
 }

@@ -7,7 +7,9 @@ use sluice_core::ids::{BlockRunId, ExecutorId, RunId, TryId};
 use sluice_core::status::{BlockRunStatus, RunStatus};
 use sluice_core::vars::ResolvedVariables;
 
-use crate::model::{BlockRunRecord, DataRef, InvokedBy, RunRecord, TryRecord, TryStatus};
+use crate::model::{
+    BlockRunRecord, DataRef, InvokedBy, RunRecord, RunWindow, TryRecord, TryStatus,
+};
 
 /// A run to create, with the block runs of its first attempt.
 #[derive(Clone, Debug)]
@@ -27,6 +29,8 @@ pub struct NewRun {
     pub owner: Option<ExecutorId>,
     pub block_concurrency: Option<u32>,
     pub error: Option<String>,
+    /// The fire and window of a run a schedule starts.
+    pub window: Option<RunWindow>,
     pub blocks: Vec<NewBlockRun>,
 }
 
@@ -255,4 +259,27 @@ pub struct ArtifactQuery {
     pub before_id: Option<i64>,
     /// Between 1 and 1,000 (other values are clamped).
     pub limit: u32,
+}
+
+/// A fire of a trigger to record: its `last_fired_at` moves to `fired_at`
+/// unless it is already later, so it never moves back.
+#[derive(Clone, Debug)]
+pub struct TriggerFire {
+    pub pipeline: String,
+    pub trigger: String,
+    pub fired_at: Timestamp,
+    /// The run the fire created; `None` when it could not create one (the
+    /// fire is skipped for good and audited).
+    pub run_id: Option<RunId>,
+}
+
+/// Pausing or resuming a trigger.
+#[derive(Clone, Debug)]
+pub struct TriggerPause {
+    pub pipeline: String,
+    pub trigger: String,
+    /// `true` to pause, `false` to resume.
+    pub paused: bool,
+    pub by: String,
+    pub at: Timestamp,
 }

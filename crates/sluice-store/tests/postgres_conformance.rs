@@ -165,11 +165,14 @@ conformance_cases!(
     log_chunks,
     audit_paging,
     executors,
+    agents,
     run_counts,
     run_search_and_windows,
     artifact_search,
     api_tokens,
     idempotency_keys,
+    trigger_fires,
+    trigger_pauses,
 );
 
 /// Two stores, each with its own pool, on one schema stand for two servers

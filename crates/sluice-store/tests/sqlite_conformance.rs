@@ -47,11 +47,14 @@ conformance_cases!(
     log_chunks,
     audit_paging,
     executors,
+    agents,
     run_counts,
     run_search_and_windows,
     artifact_search,
     api_tokens,
     idempotency_keys,
+    trigger_fires,
+    trigger_pauses,
 );
 
 /// Two stores on one file stand for a `sluice up` and a `sluice run`

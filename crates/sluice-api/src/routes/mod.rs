@@ -1,6 +1,7 @@
 //! The handlers, one module per resource.
 
 pub mod admin;
+pub mod agent;
 pub mod artifacts;
 pub mod batch;
 pub mod blocks;
@@ -11,3 +12,4 @@ pub mod live;
 pub mod meta;
 pub mod pipelines;
 pub mod runs;
+pub mod triggers;

@@ -1,11 +1,13 @@
 //! The commands of `sluice`, one function each.
 
+pub mod agent;
 pub mod diagnose;
 pub mod logs;
 pub mod remote;
 pub mod run;
 pub mod runs;
 pub mod server;
+pub mod triggers;
 
 use std::path::PathBuf;
 

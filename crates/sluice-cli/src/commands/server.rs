@@ -1,5 +1,6 @@
 //! `sluice up` (the server) and `sluice token` (API tokens).
 
+use std::collections::BTreeMap;
 use std::sync::Arc;
 
 use sluice_api::{ServeOptions, Server};
@@ -19,12 +20,19 @@ pub async fn up(args: UpArgs) -> CommandResult {
                 Some("write a duration like 30s or 2m".to_owned()),
             )
         })?;
+    let lease_ttl = parse_duration("--lease-ttl", &args.lease_ttl)?;
+    let labels = parse_labels(&args.labels)?;
     let project = context::load_project(&args.project.dir())?;
-    let engine = context::open_on(project, args.database.database.as_deref()).await?;
+    let engine = context::open_server_on(project, args.database.database.as_deref(), |config| {
+        config.lease_ttl = lease_ttl;
+    })
+    .await?;
     let options = ServeOptions {
         listen: args.listen,
         auth: args.auth,
         drain_grace: drain_grace.0,
+        local_agent: !args.no_local_agent,
+        labels,
     };
     let server = Server::bind(engine.clone(), options)
         .await
@@ -43,6 +51,45 @@ pub async fn up(args: UpArgs) -> CommandResult {
     Ok(0)
 }
 
+/// A duration option (`30s`, `2m`); zero is refused.
+pub(crate) fn parse_duration(option: &str, text: &str) -> Result<std::time::Duration, Failure> {
+    let parsed: Result<sluice_core::duration::Duration, _> = text.parse();
+    match parsed {
+        Ok(duration) if !duration.0.is_zero() => Ok(duration.0),
+        Ok(_) => Err(Failure::bad_input(
+            format!("{option} `{text}` is zero"),
+            Some("write a duration like 3s or 30s".to_owned()),
+        )),
+        Err(error) => Err(Failure::bad_input(
+            format!("{option} `{text}`: {error}"),
+            Some("write a duration like 30s or 2m".to_owned()),
+        )),
+    }
+}
+
+/// Labels written as `k=v,k2=v2` (empty for none).
+pub(crate) fn parse_labels(text: &str) -> Result<BTreeMap<String, String>, Failure> {
+    let mut labels = BTreeMap::new();
+    for pair in text
+        .split(',')
+        .map(str::trim)
+        .filter(|pair| !pair.is_empty())
+    {
+        match pair.split_once('=') {
+            Some((key, value)) if !key.trim().is_empty() => {
+                labels.insert(key.trim().to_owned(), value.trim().to_owned());
+            }
+            _ => {
+                return Err(Failure::bad_input(
+                    format!("--labels: `{pair}` is not `key=value`"),
+                    Some("write labels like gpu=true,zone=eu".to_owned()),
+                ));
+            }
+        }
+    }
+    Ok(labels)
+}
+
 fn serve_failure(error: sluice_api::ServeError) -> Failure {
     Failure {
         code: match error {
@@ -55,7 +102,7 @@ fn serve_failure(error: sluice_api::ServeError) -> Failure {
 }
 
 /// Completes at the first SIGTERM or SIGINT.
-async fn shutdown_signal() {
+pub(crate) async fn shutdown_signal() {
     use tokio::signal::unix::{SignalKind, signal};
     let terminate = async {
         match signal(SignalKind::terminate()) {
@@ -100,6 +147,7 @@ fn role(arg: RoleArg) -> Role {
         RoleArg::Viewer => Role::Viewer,
         RoleArg::Operator => Role::Operator,
         RoleArg::Admin => Role::Admin,
+        RoleArg::Agent => Role::Agent,
     }
 }
 

@@ -61,6 +61,7 @@ pub(super) fn new_run(id: &str, pipeline: &str, blocks: &[&str]) -> NewRun {
         owner: None,
         block_concurrency: None,
         error: None,
+        window: None,
         blocks: blocks.iter().map(|block| new_block(id, block)).collect(),
     }
 }

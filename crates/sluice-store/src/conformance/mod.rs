@@ -10,17 +10,20 @@
 //! The cases use fixed timestamps, never the wall clock, so they do not
 //! depend on timing.
 
+mod agents;
 mod claims;
 mod fixtures;
 mod logs;
 mod runs;
 mod server;
+mod triggers;
 
 use std::future::Future;
 use std::sync::Arc;
 
 use crate::Store;
 
+pub use agents::agents;
 pub use claims::{
     claim_order, claim_respects_limits, concurrent_claims_are_exclusive,
     concurrent_claims_respect_block_concurrency, expired_tries, lease_fencing, retry_then_reclaim,
@@ -34,6 +37,7 @@ pub use runs::{
 pub use server::{
     api_tokens, artifact_search, idempotency_keys, run_counts, run_search_and_windows,
 };
+pub use triggers::{trigger_fires, trigger_pauses};
 
 /// Runs every case that needs one store, each on a fresh store from `make`.
 pub async fn run_all<F, Fut>(make: F)
@@ -58,9 +62,12 @@ where
     log_chunks(make().await).await;
     audit_paging(make().await).await;
     executors(make().await).await;
+    agents(make().await).await;
     run_counts(make().await).await;
     run_search_and_windows(make().await).await;
     artifact_search(make().await).await;
     api_tokens(make().await).await;
     idempotency_keys(make().await).await;
+    trigger_fires(make().await).await;
+    trigger_pauses(make().await).await;
 }

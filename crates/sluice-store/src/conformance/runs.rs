@@ -10,7 +10,7 @@ use sluice_core::vars::{ResolvedVariable, ResolvedVariables, VariableLayer};
 use super::fixtures::{at, block_id, create, labels, move_block, move_run, new_block, new_run};
 use crate::{
     AttemptRecord, BlockRunRecord, BlockRunTransition, DataRef, Error, InvokedBy, NewAttempt,
-    NewRun, Order, RunFlag, RunQuery, RunRecord, RunTransition, Store,
+    NewRun, Order, RunFlag, RunQuery, RunRecord, RunTransition, RunWindow, Store,
 };
 
 /// A run comes back exactly as it was created, with its first attempt and
@@ -92,6 +92,11 @@ pub async fn create_and_get_run(store: Arc<dyn Store>) {
         format: "csv".to_owned(),
         size: 12,
     });
+    run.window = Some(RunWindow {
+        scheduled_for: at(5),
+        window_start: at(-86_395),
+        window_end: at(5),
+    });
     let created = store.create_run(run.clone()).await.unwrap();
     assert!(created.created);
     assert_eq!(created.id, run.id);
@@ -119,6 +124,7 @@ pub async fn create_and_get_run(store: Arc<dyn Store>) {
         idempotency_key: Some("2024-01-01".to_owned()),
         owner: Some(ExecutorId::from("cli-1")),
         block_concurrency: Some(3),
+        window: run.window,
     };
     assert_eq!(store.get_run(&run.id).await.unwrap(), Some(expected));
     assert_eq!(store.get_run(&RunId::from("missing")).await.unwrap(), None);

@@ -126,7 +126,7 @@ macro_rules! run_columns {
         "id, pipeline, status, attempt, priority, invoked_by, tags, variables, \
          pipeline_version, created_at, started_at, finished_at, error, cancel_requested_at, \
          cancel_requested_by, timed_out, sla_missed, timeout_at, sla_at, idempotency_key, owner, \
-         block_concurrency"
+         block_concurrency, scheduled_for, window_start, window_end"
     };
 }
 
@@ -189,6 +189,11 @@ pub(super) fn run_from_row(row: &PgRow) -> Result<RunRecord> {
         idempotency_key: get(row, "idempotency_key")?,
         owner: get::<Option<String>>(row, "owner")?.map(ExecutorId),
         block_concurrency: get_opt_narrow(row, "block_concurrency")?,
+        window: encoding::run_window(
+            get_opt_timestamp(row, "scheduled_for")?,
+            get_opt_timestamp(row, "window_start")?,
+            get_opt_timestamp(row, "window_end")?,
+        ),
     })
 }
 

@@ -21,6 +21,7 @@
 //! Migrations take PostgreSQL's advisory lock (sqlx does this), so servers
 //! starting at once do not both create the schema.
 
+mod agents;
 mod audit;
 mod blocks;
 mod codec;
@@ -29,6 +30,7 @@ mod run_list;
 mod runs;
 mod server;
 mod tries;
+mod triggers;
 
 use std::future::Future;
 use std::str::FromStr;
@@ -52,11 +54,23 @@ use codec::DbResultExt;
 
 /// The migrations of the PostgreSQL schema, embedded in the binary. The
 /// first one is the whole schema of SQLite's first two.
-const MIGRATIONS: &[(i64, &str, &str)] = &[(
-    1,
-    "init",
-    include_str!("../../migrations/postgres/0001_init.sql"),
-)];
+const MIGRATIONS: &[(i64, &str, &str)] = &[
+    (
+        1,
+        "init",
+        include_str!("../../migrations/postgres/0001_init.sql"),
+    ),
+    (
+        2,
+        "agents",
+        include_str!("../../migrations/postgres/0002_agents.sql"),
+    ),
+    (
+        3,
+        "triggers",
+        include_str!("../../migrations/postgres/0003_triggers.sql"),
+    ),
+];
 
 /// Connections of one store's pool.
 const MAX_CONNECTIONS: u32 = 10;
@@ -247,6 +261,26 @@ impl Store for PostgresStore {
         tries::list_tries(self, block_run).await
     }
 
+    async fn get_try(&self, id: &TryId) -> Result<Option<TryRecord>> {
+        tries::get_try(self, id).await
+    }
+
+    async fn put_agent(&self, agent: &crate::AgentRecord) -> Result<()> {
+        agents::put_agent(self, agent).await
+    }
+
+    async fn set_agent_draining(
+        &self,
+        id: &sluice_core::ids::AgentId,
+        draining: bool,
+    ) -> Result<()> {
+        agents::set_agent_draining(self, id, draining).await
+    }
+
+    async fn list_agents(&self, limit: u32) -> Result<Vec<crate::AgentListing>> {
+        agents::list_agents(self, limit).await
+    }
+
     async fn append_log_chunk(&self, chunk: &LogChunk, epoch: i64) -> Result<()> {
         logs::append_log_chunk(self, chunk, epoch).await
     }
@@ -328,5 +362,25 @@ impl Store for PostgresStore {
         at: Timestamp,
     ) -> Result<String> {
         server::reserve_idempotency_key(self, pipeline, key, request_hash, at).await
+    }
+
+    async fn list_trigger_states(&self) -> Result<Vec<crate::TriggerState>> {
+        triggers::list_trigger_states(self).await
+    }
+
+    async fn get_trigger_state(
+        &self,
+        pipeline: &str,
+        trigger: &str,
+    ) -> Result<Option<crate::TriggerState>> {
+        triggers::get_trigger_state(self, pipeline, trigger).await
+    }
+
+    async fn record_trigger_fire(&self, fire: &crate::TriggerFire) -> Result<bool> {
+        triggers::record_trigger_fire(self, fire).await
+    }
+
+    async fn set_trigger_paused(&self, change: &crate::TriggerPause) -> Result<bool> {
+        triggers::set_trigger_paused(self, change).await
     }
 }

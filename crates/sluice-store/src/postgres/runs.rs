@@ -63,8 +63,10 @@ async fn create_run_once(store: &PostgresStore, run: &NewRun) -> Result<CreatedR
     let inserted = sqlx::query(
         "INSERT INTO pipeline_run (id, pipeline, status, attempt, priority, trigger_kind, \
          invoked_by, tags, variables, pipeline_version, created_at, started_at, finished_at, \
-         error, sla_at, idempotency_key, owner, block_concurrency) \
-         VALUES ($1, $2, $3, 1, $4, $5, $6::JSON, $7::JSON, $8::JSON, $9, $10, $11, $12, $13, $14, $15, $16, $17) \
+         error, sla_at, idempotency_key, owner, block_concurrency, scheduled_for, window_start, \
+         window_end) \
+         VALUES ($1, $2, $3, 1, $4, $5, $6::JSON, $7::JSON, $8::JSON, $9, $10, $11, $12, $13, $14, $15, $16, $17, \
+         $18, $19, $20) \
          ON CONFLICT DO NOTHING",
     )
     .bind(run.id.as_str())
@@ -84,6 +86,9 @@ async fn create_run_once(store: &PostgresStore, run: &NewRun) -> Result<CreatedR
     .bind(run.idempotency_key.as_deref())
     .bind(run.owner.as_ref().map(|owner| owner.as_str()))
     .bind(run.block_concurrency.map(i64::from))
+    .bind(opt_micros(run.window.map(|window| window.scheduled_for)))
+    .bind(opt_micros(run.window.map(|window| window.window_start)))
+    .bind(opt_micros(run.window.map(|window| window.window_end)))
     .execute(&mut *tx)
     .await
     .db()?

@@ -346,3 +346,16 @@ pub(super) async fn list_tries(
     .db()?;
     rows.iter().map(codec::try_from_row).collect()
 }
+
+pub(super) async fn get_try(store: &PostgresStore, id: &TryId) -> Result<Option<TryRecord>> {
+    let row = sqlx::query(concat!(
+        "SELECT ",
+        try_columns!(),
+        " FROM block_try WHERE id = $1"
+    ))
+    .bind(id.as_str())
+    .fetch_optional(&store.pool)
+    .await
+    .db()?;
+    row.as_ref().map(codec::try_from_row).transpose()
+}

@@ -14,7 +14,7 @@ use sqlx::{Decode, Row, Sqlite, Type};
 pub(super) use crate::encoding::{
     MAX_ROWS, bounded_limit, micros, opt_micros, run_status, timestamp, to_json,
 };
-use crate::encoding::{block_run_status, from_json, opt_timestamp, try_status};
+use crate::encoding::{block_run_status, from_json, opt_timestamp, run_window, try_status};
 use crate::{
     AttemptRecord, BlockRunRecord, DataRef, Error, InvokedBy, Result, RunRecord, TryRecord,
 };
@@ -131,7 +131,7 @@ macro_rules! run_columns {
         "id, pipeline, status, attempt, priority, invoked_by, tags, variables, \
          pipeline_version, created_at, started_at, finished_at, error, cancel_requested_at, \
          cancel_requested_by, timed_out, sla_missed, timeout_at, sla_at, idempotency_key, owner, \
-         block_concurrency"
+         block_concurrency, scheduled_for, window_start, window_end"
     };
 }
 
@@ -188,6 +188,11 @@ pub(super) fn run_from_row(row: &SqliteRow) -> Result<RunRecord> {
         idempotency_key: get(row, "idempotency_key")?,
         owner: get::<Option<String>>(row, "owner")?.map(ExecutorId),
         block_concurrency: get_opt_u32(row, "block_concurrency")?,
+        window: run_window(
+            get_opt_timestamp(row, "scheduled_for")?,
+            get_opt_timestamp(row, "window_start")?,
+            get_opt_timestamp(row, "window_end")?,
+        ),
     })
 }
 

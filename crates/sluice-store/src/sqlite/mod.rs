@@ -13,6 +13,7 @@
 //!   lock; an error that still says "busy" is retried a few times with a
 //!   short backoff, then reported as [`Error::Unavailable`].
 
+mod agents;
 mod audit;
 mod blocks;
 mod codec;
@@ -22,6 +23,7 @@ mod run_list;
 mod runs;
 mod server;
 mod tries;
+mod triggers;
 
 use std::future::Future;
 use std::path::Path;
@@ -55,6 +57,16 @@ const MIGRATIONS: &[(i64, &str, &str)] = &[
         2,
         "server",
         include_str!("../../migrations/sqlite/0002_server.sql"),
+    ),
+    (
+        3,
+        "agents",
+        include_str!("../../migrations/sqlite/0003_agents.sql"),
+    ),
+    (
+        4,
+        "triggers",
+        include_str!("../../migrations/sqlite/0004_triggers.sql"),
     ),
 ];
 
@@ -284,6 +296,26 @@ impl Store for SqliteStore {
         tries::list_tries(self, block_run).await
     }
 
+    async fn get_try(&self, id: &TryId) -> Result<Option<TryRecord>> {
+        tries::get_try(self, id).await
+    }
+
+    async fn put_agent(&self, agent: &crate::AgentRecord) -> Result<()> {
+        agents::put_agent(self, agent).await
+    }
+
+    async fn set_agent_draining(
+        &self,
+        id: &sluice_core::ids::AgentId,
+        draining: bool,
+    ) -> Result<()> {
+        agents::set_agent_draining(self, id, draining).await
+    }
+
+    async fn list_agents(&self, limit: u32) -> Result<Vec<crate::AgentListing>> {
+        agents::list_agents(self, limit).await
+    }
+
     async fn append_log_chunk(&self, chunk: &LogChunk, epoch: i64) -> Result<()> {
         logs::append_log_chunk(self, chunk, epoch).await
     }
@@ -368,5 +400,25 @@ impl Store for SqliteStore {
         at: Timestamp,
     ) -> Result<String> {
         server::reserve_idempotency_key(self, pipeline, key, request_hash, at).await
+    }
+
+    async fn list_trigger_states(&self) -> Result<Vec<crate::TriggerState>> {
+        triggers::list_trigger_states(self).await
+    }
+
+    async fn get_trigger_state(
+        &self,
+        pipeline: &str,
+        trigger: &str,
+    ) -> Result<Option<crate::TriggerState>> {
+        triggers::get_trigger_state(self, pipeline, trigger).await
+    }
+
+    async fn record_trigger_fire(&self, fire: &crate::TriggerFire) -> Result<bool> {
+        triggers::record_trigger_fire(self, fire).await
+    }
+
+    async fn set_trigger_paused(&self, change: &crate::TriggerPause) -> Result<bool> {
+        triggers::set_trigger_paused(self, change).await
     }
 }

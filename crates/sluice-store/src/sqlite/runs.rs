@@ -67,8 +67,9 @@ async fn create_run_once(store: &SqliteStore, run: &NewRun) -> Result<CreatedRun
     let inserted = sqlx::query(
         "INSERT INTO pipeline_run (id, pipeline, status, attempt, priority, trigger_kind, \
          invoked_by, tags, variables, pipeline_version, created_at, started_at, finished_at, \
-         error, sla_at, idempotency_key, owner, block_concurrency) \
-         VALUES (?, ?, ?, 1, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?) \
+         error, sla_at, idempotency_key, owner, block_concurrency, scheduled_for, window_start, \
+         window_end) \
+         VALUES (?, ?, ?, 1, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?) \
          ON CONFLICT DO NOTHING",
     )
     .bind(run.id.as_str())
@@ -88,6 +89,9 @@ async fn create_run_once(store: &SqliteStore, run: &NewRun) -> Result<CreatedRun
     .bind(run.idempotency_key.as_deref())
     .bind(run.owner.as_ref().map(|owner| owner.as_str()))
     .bind(run.block_concurrency.map(i64::from))
+    .bind(opt_micros(run.window.map(|window| window.scheduled_for)))
+    .bind(opt_micros(run.window.map(|window| window.window_start)))
+    .bind(opt_micros(run.window.map(|window| window.window_end)))
     .execute(&mut *tx)
     .await
     .db()?

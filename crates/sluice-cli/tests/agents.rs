@@ -1,0 +1,545 @@
+//! Remote agents as real processes on loopback: a `sluice up` with a short
+//! lease TTL and `sluice agent` processes talking to it over HTTP. A block
+//! that requires labels runs on the agent offering them, never on the
+//! server's built-in agent; a write with a stale lease epoch is refused with
+//! 409; a cancellation reaches the agent through its heartbeat and kills
+//! the block's whole process group.
+
+mod common;
+
+use std::io::{BufRead, BufReader};
+use std::process::Child;
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use common::{Project, process_with, sleep_marker, wait_until};
+use serde_json::{Value, json};
+
+const TIMEOUT: Duration = Duration::from_secs(60);
+
+/// A `sluice` process whose stderr is collected; killed when dropped.
+struct Process {
+    child: Child,
+    stderr: Arc<Mutex<String>>,
+}
+
+impl Process {
+    fn start(project: &Project, args: &[&str]) -> Process {
+        let mut child = project.spawn(args);
+        let stderr = Arc::new(Mutex::new(String::new()));
+        let mut pipe = BufReader::new(child.stderr.take().expect("stderr"));
+        let sink = stderr.clone();
+        std::thread::spawn(move || {
+            let mut line = String::new();
+            while pipe.read_line(&mut line).map(|n| n > 0).unwrap_or(false) {
+                sink.lock().expect("lock").push_str(&line);
+                line.clear();
+            }
+        });
+        Process { child, stderr }
+    }
+
+    fn log(&self) -> String {
+        self.stderr.lock().expect("lock").clone()
+    }
+
+    fn signal(&self, signal: nix::sys::signal::Signal) {
+        let pid = nix::unistd::Pid::from_raw(self.child.id() as i32);
+        nix::sys::signal::kill(pid, signal).expect("a signal");
+    }
+
+    fn wait_exit(&mut self) -> std::process::ExitStatus {
+        let mut status = None;
+        wait_until("the process to exit", TIMEOUT, || {
+            status = self.child.try_wait().expect("wait");
+            status.is_some()
+        });
+        status.expect("an exit status")
+    }
+}
+
+impl Drop for Process {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+/// A server with auth on, an operator token and an agent token.
+struct World {
+    project: Project,
+    server: Process,
+    base: String,
+    operator: String,
+    agent: String,
+}
+
+fn token(project: &Project, name: &str, role: &str) -> String {
+    let created = project.sluice(&["token", "create", "--name", name, "--role", role]);
+    assert!(created.status.success(), "{created:?}");
+    String::from_utf8(created.stdout)
+        .expect("UTF-8")
+        .trim()
+        .to_owned()
+}
+
+impl World {
+    fn start(pipelines: &[(&str, &str)]) -> World {
+        let project = Project::new();
+        for (name, yaml) in pipelines {
+            project.pipeline(name, yaml);
+        }
+        let operator = token(&project, "ops", "operator");
+        let agent = token(&project, "agents", "agent");
+        let server = Process::start(
+            &project,
+            &[
+                "up",
+                "--listen",
+                "127.0.0.1:0",
+                "--auth",
+                "--lease-ttl",
+                "3s",
+            ],
+        );
+        let mut base = String::new();
+        wait_until("the server to say where it listens", TIMEOUT, || {
+            let text = server.log();
+            match text.find("http://") {
+                Some(start) => {
+                    base = text[start..]
+                        .split_whitespace()
+                        .next()
+                        .unwrap_or_default()
+                        .to_owned();
+                    true
+                }
+                None => false,
+            }
+        });
+        World {
+            project,
+            server,
+            base,
+            operator,
+            agent,
+        }
+    }
+
+    fn agent(&self, name: &str, labels: &str) -> Process {
+        Process::start(
+            &self.project,
+            &[
+                "agent",
+                "--server",
+                &self.base,
+                "--token",
+                &self.agent,
+                "--labels",
+                labels,
+                "--name",
+                name,
+                "--drain-grace",
+                "5s",
+            ],
+        )
+    }
+
+    fn call(
+        &self,
+        method: reqwest::Method,
+        path: &str,
+        token: &str,
+        body: Option<Value>,
+    ) -> (u16, Value) {
+        let client = reqwest::blocking::Client::builder()
+            .timeout(TIMEOUT)
+            .build()
+            .expect("an HTTP client");
+        let mut request = client
+            .request(method, format!("{}{path}", self.base))
+            .bearer_auth(token);
+        if let Some(body) = body {
+            request = request.json(&body);
+        }
+        let response = request.send().expect("a request");
+        let status = response.status().as_u16();
+        let text = response.text().expect("a body");
+        (status, serde_json::from_str(&text).unwrap_or(Value::Null))
+    }
+
+    fn get(&self, path: &str) -> Value {
+        let (status, body) = self.call(reqwest::Method::GET, path, &self.operator, None);
+        assert_eq!(status, 200, "GET {path}: {body}");
+        body
+    }
+
+    fn trigger(&self, pipeline: &str) -> String {
+        let (status, body) = self.call(
+            reqwest::Method::POST,
+            &format!("/api/pipelines/{pipeline}/runs"),
+            &self.operator,
+            Some(json!({})),
+        );
+        assert_eq!(status, 201, "{body}");
+        body["pipeline_run"]["id"]
+            .as_str()
+            .expect("an id")
+            .to_owned()
+    }
+
+    fn details(&self, run: &str) -> Value {
+        self.get(&format!("/api/pipeline_runs/{run}"))
+    }
+
+    fn block_run(&self, run: &str, block: &str) -> Value {
+        self.details(run)["attempts"][0]["block_runs"]
+            .as_array()
+            .expect("block runs")
+            .iter()
+            .find(|block_run| block_run["block"] == block)
+            .expect("the block run")
+            .clone()
+    }
+
+    fn wait_for_run(&self, run: &str, wanted: &str) {
+        wait_until(&format!("run {run} to be {wanted}"), TIMEOUT, || {
+            self.details(run)["pipeline_run"]["status"] == wanted
+        });
+    }
+}
+
+const LABELLED: &str = r#"
+blocks:
+  plain:
+    run: echo plain
+  gpu:
+    labels: {gpu: "true"}
+    run: |
+      echo "training on $SLUICE_BLOCK"
+      echo "loss=0.25" >> "$SLUICE_OUTPUT"
+      printf 'weights' > "$SLUICE_ARTIFACTS/model.bin"
+"#;
+
+#[test]
+fn a_block_with_labels_runs_on_the_agent_that_offers_them() {
+    let world = World::start(&[("train", LABELLED)]);
+    let run = world.trigger("train");
+    wait_until("the unlabelled block to complete", TIMEOUT, || {
+        world.block_run(&run, "plain")["status"] == "completed"
+    });
+    // The server's built-in agent offers no labels, so the labelled block
+    // waits for an agent that offers `gpu=true`.
+    assert_eq!(world.block_run(&run, "gpu")["status"], "queued");
+
+    let mut agent = world.agent("gpu-box", "gpu=true");
+    world.wait_for_run(&run, "completed");
+    let gpu = world.block_run(&run, "gpu");
+    let executor = gpu["tries"][0]["executor"].as_str().expect("an executor");
+    assert!(executor.starts_with("agent-gpu-box-"), "{gpu}");
+    assert_eq!(gpu["outputs"]["loss"], "0.25");
+    let id = gpu["id"].as_str().expect("an id");
+    let logs = world.get(&format!("/api/block_runs/{id}/logs"));
+    let text: Vec<&str> = logs["lines"]
+        .as_array()
+        .expect("lines")
+        .iter()
+        .filter_map(|line| line["text"].as_str())
+        .collect();
+    assert!(text.contains(&"training on gpu"), "{logs}");
+    let artifacts = world.get(&format!("/api/artifacts?run={run}"));
+    let artifact = &artifacts["artifacts"][0];
+    assert_eq!(artifact["name"], "model.bin", "{artifacts}");
+    assert_eq!(artifact["size"], 7);
+    let digest: String = <sha2::Sha256 as sha2::Digest>::digest(b"weights")
+        .iter()
+        .map(|byte| format!("{byte:02x}"))
+        .collect();
+    assert_eq!(artifact["sha256"], digest.as_str());
+
+    let listed = world.project.sluice(&[
+        "agents",
+        "list",
+        "--server",
+        &world.base,
+        "--token",
+        &world.operator,
+        "--output",
+        "json",
+    ]);
+    assert!(listed.status.success(), "{listed:?}");
+    let agents: Value = serde_json::from_slice(&listed.stdout).expect("JSON");
+    assert_eq!(agents[0]["name"], "gpu-box", "{agents}");
+    assert_eq!(agents[0]["labels"], json!({"gpu": "true"}));
+    assert_eq!(agents[0]["version"], env!("CARGO_PKG_VERSION"));
+    assert!(
+        ["online", "busy"].contains(&agents[0]["status"].as_str().unwrap_or_default()),
+        "{agents}"
+    );
+
+    agent.signal(nix::sys::signal::Signal::SIGTERM);
+    let exit = agent.wait_exit();
+    assert!(
+        exit.success(),
+        "the agent drains and exits: {exit:?} {}",
+        agent.log()
+    );
+    drop(world.server);
+}
+
+#[test]
+fn a_write_with_a_stale_epoch_is_refused() {
+    let world = World::start(&[(
+        "one",
+        "blocks:\n  only:\n    labels: {pool: manual}\n    run: 'true'\n",
+    )]);
+    let run = world.trigger("one");
+    let post =
+        |path: &str, body: Value| world.call(reqwest::Method::POST, path, &world.agent, Some(body));
+    let (status, registered) = post(
+        "/api/agent/register",
+        json!({"name": "by-hand", "labels": {"pool": "manual"}, "version": "test", "host": "here", "pid": 1}),
+    );
+    assert_eq!(status, 200, "{registered}");
+    let agent_id = registered["agent_id"].as_str().expect("an agent id");
+    let (status, claimed) = post(
+        "/api/agent/claim",
+        json!({"agent_id": agent_id, "wait_ms": 10000}),
+    );
+    assert_eq!(status, 200, "{claimed}");
+    let claimed = &claimed["try"];
+    assert_eq!(claimed["run_id"], run.as_str());
+    assert_eq!(claimed["command"]["script"], "true");
+    let try_id = claimed["try_id"].as_str().expect("a try id");
+    let epoch = claimed["epoch"].as_i64().expect("an epoch");
+
+    let line = json!([{"at": "2026-01-01T00:00:00Z", "stream": "stdout", "text": "hello"}]);
+    let logs = format!("/api/agent/tries/{try_id}/logs");
+    let (status, refused) = post(&logs, json!({"epoch": epoch + 1, "seq": 0, "lines": line}));
+    assert_eq!(status, 409, "{refused}");
+    assert_eq!(refused["error"]["code"], "conflict");
+    let (status, _) = post(&logs, json!({"epoch": epoch, "seq": 0, "lines": line}));
+    assert_eq!(status, 204);
+    let (status, _) = post(&logs, json!({"epoch": epoch, "seq": 0, "lines": line}));
+    assert_eq!(status, 204, "sending a chunk again changes nothing");
+
+    let complete = format!("/api/agent/tries/{try_id}/complete");
+    let ending = |epoch: i64| json!({"agent_id": agent_id, "epoch": epoch, "result": "completed", "exit_code": 0});
+    let (status, refused) = post(&complete, ending(epoch + 1));
+    assert_eq!(status, 409, "{refused}");
+    let (status, completed) = post(&complete, ending(epoch));
+    assert_eq!(status, 200, "{completed}");
+    assert_eq!(completed["block_run_status"], "completed");
+    let (status, _) = post(&logs, json!({"epoch": epoch, "seq": 1, "lines": line}));
+    assert_eq!(status, 409, "a new chunk after the end is refused");
+    world.wait_for_run(&run, "completed");
+
+    let (status, refused) = world.call(
+        reqwest::Method::GET,
+        "/api/pipeline_runs",
+        &world.agent,
+        None,
+    );
+    assert_eq!(status, 403, "an agent token reads nothing: {refused}");
+}
+
+#[test]
+fn a_cancellation_reaches_the_agent_and_kills_the_whole_group() {
+    let marker = sleep_marker();
+    let pipeline = format!(
+        "blocks:\n  long:\n    labels: {{pool: remote}}\n    run: |\n      sleep {marker} &\n      sleep {marker}\n"
+    );
+    let world = World::start(&[("long", pipeline.as_str())]);
+    let _agent = world.agent("remote-1", "pool=remote");
+    let run = world.trigger("long");
+    wait_until("the block's processes to start", TIMEOUT, || {
+        process_with(&marker)
+    });
+    let (status, body) = world.call(
+        reqwest::Method::POST,
+        &format!("/api/pipeline_runs/{run}/cancel"),
+        &world.operator,
+        None,
+    );
+    assert_eq!(status, 200, "{body}");
+    // The heartbeat (every TTL/3 = 1 s) carries the cancellation; the kill
+    // grace is the server's default, but `sleep` ends at SIGTERM.
+    wait_until(
+        "no process of the block to remain",
+        Duration::from_secs(12),
+        || !process_with(&marker),
+    );
+    world.wait_for_run(&run, "cancelled");
+    assert_eq!(world.block_run(&run, "long")["status"], "cancelled");
+}
+
+#[test]
+fn an_agent_that_cannot_renew_its_lease_kills_its_try_before_the_lease_ends() {
+    let marker = sleep_marker();
+    // The first try sleeps until killed; the second ends at once.
+    let pipeline = format!(
+        "blocks:\n  long:\n    labels: {{pool: remote}}\n    run: |\n      if [ \"$SLUICE_TRY\" = 1 ]; then sleep {marker}; fi\n      echo done\n"
+    );
+    let world = World::start(&[("long", pipeline.as_str())]);
+    let _agent = world.agent("remote-1", "pool=remote");
+    let run = world.trigger("long");
+    wait_until("the block's process to start", TIMEOUT, || {
+        process_with(&marker)
+    });
+    // A stopped server answers nothing: the agent's heartbeats time out, and
+    // it must kill the try before the 3 s lease could be given to another
+    // agent (at the latest 2.25 s after the last renewal).
+    world.server.signal(nix::sys::signal::Signal::SIGSTOP);
+    let stopped_at = std::time::Instant::now();
+    wait_until(
+        "the agent to kill its unrenewed try",
+        Duration::from_secs(5),
+        || !process_with(&marker),
+    );
+    let killed_after = stopped_at.elapsed();
+    world.server.signal(nix::sys::signal::Signal::SIGCONT);
+    assert!(
+        killed_after < Duration::from_secs(3),
+        "killed {killed_after:?} after the server stopped answering"
+    );
+
+    world.wait_for_run(&run, "completed");
+    let tries = world.block_run(&run, "long")["tries"]
+        .as_array()
+        .expect("tries")
+        .clone();
+    assert_eq!(tries.len(), 2, "{tries:?}");
+    assert_eq!(tries[0]["status"], "lost", "{tries:?}");
+    assert_eq!(tries[1]["status"], "completed", "{tries:?}");
+}
+
+#[test]
+fn a_killed_agent_s_try_is_lost_and_runs_again_elsewhere_never_twice_at_once() {
+    let marker = sleep_marker();
+    let events = "events.log";
+    // Each try takes a lock for its whole life and records its start and
+    // end; a try that finds the lock taken records an overlap. The first
+    // try would sleep forever.
+    let pipeline = format!(
+        "blocks:\n  exclusive:\n    labels: {{pool: remote}}\n    retries: 2\n    run: |\n      exec 9>> block.lock\n      flock -n 9 || {{ echo \"overlap $SLUICE_TRY\" >> {events}; exit 3; }}\n      echo \"start $SLUICE_TRY\" >> {events}\n      if [ \"$SLUICE_TRY\" = 1 ]; then sleep {marker} & wait; fi\n      echo \"end $SLUICE_TRY\" >> {events}\n"
+    );
+    let world = World::start(&[("exclusive", pipeline.as_str())]);
+    let first = world.agent("first", "pool=remote");
+    let run = world.trigger("exclusive");
+    wait_until("the first try to run", TIMEOUT, || process_with(&marker));
+    let _second = world.agent("second", "pool=remote");
+
+    first.signal(nix::sys::signal::Signal::SIGKILL);
+    // Nothing of the killed agent's try may outlive it; the server learns
+    // of the loss only when the 3 s lease expires.
+    wait_until(
+        "the killed agent's block to be gone",
+        Duration::from_secs(5),
+        || !process_with(&marker),
+    );
+    wait_until(
+        "the run to complete elsewhere",
+        Duration::from_secs(20),
+        || world.details(&run)["pipeline_run"]["status"] == "completed",
+    );
+    let tries = world.block_run(&run, "exclusive")["tries"]
+        .as_array()
+        .expect("tries")
+        .clone();
+    assert_eq!(tries.len(), 2, "{tries:?}");
+    assert_eq!(tries[0]["status"], "lost", "{tries:?}");
+    assert!(
+        tries[0]["executor"]
+            .as_str()
+            .is_some_and(|executor| executor.starts_with("agent-first-")),
+        "{tries:?}"
+    );
+    assert_eq!(tries[1]["status"], "completed", "{tries:?}");
+    assert!(
+        tries[1]["executor"]
+            .as_str()
+            .is_some_and(|executor| executor.starts_with("agent-second-")),
+        "{tries:?}"
+    );
+    let recorded = std::fs::read_to_string(world.project.path().join(events)).expect("events");
+    assert_eq!(recorded, "start 1\nstart 2\nend 2\n", "no overlap");
+}
+
+#[test]
+fn an_upload_whose_sha256_does_not_match_fails_the_try() {
+    let world = World::start(&[(
+        "one",
+        "blocks:\n  only:\n    labels: {pool: manual}\n    run: 'true'\n",
+    )]);
+    let run = world.trigger("one");
+    let post =
+        |path: &str, body: Value| world.call(reqwest::Method::POST, path, &world.agent, Some(body));
+    let (_, registered) = post(
+        "/api/agent/register",
+        json!({"name": "by-hand", "labels": {"pool": "manual"}, "version": "test", "host": "here", "pid": 1}),
+    );
+    let agent_id = registered["agent_id"].as_str().expect("an agent id");
+    let (_, claimed) = post(
+        "/api/agent/claim",
+        json!({"agent_id": agent_id, "wait_ms": 10000}),
+    );
+    let try_id = claimed["try"]["try_id"].as_str().expect("a try id");
+    let epoch = claimed["try"]["epoch"].as_i64().expect("an epoch");
+
+    let announced: String = <sha2::Sha256 as sha2::Digest>::digest(b"what was sent")
+        .iter()
+        .map(|byte| format!("{byte:02x}"))
+        .collect();
+    let client = reqwest::blocking::Client::new();
+    let response = client
+        .put(format!(
+            "{}/api/agent/tries/{try_id}/files?epoch={epoch}&sha256={announced}",
+            world.base
+        ))
+        .bearer_auth(&world.agent)
+        .body("what arrived")
+        .send()
+        .expect("PUT");
+    assert_eq!(response.status().as_u16(), 422);
+    let refused: Value = response.json().expect("JSON");
+    let message = refused["error"]["message"].as_str().expect("a message");
+    assert!(message.contains("damaged"), "{refused}");
+
+    world.wait_for_run(&run, "failed");
+    let block_run = world.block_run(&run, "only");
+    assert_eq!(block_run["status"], "failed");
+    assert!(
+        block_run["tries"][0]["error"]
+            .as_str()
+            .is_some_and(|error| error.contains("damaged")),
+        "{block_run}"
+    );
+}
+
+#[test]
+fn a_child_pipeline_block_claimed_by_an_agent_runs_in_the_server() {
+    let world = World::start(&[
+        (
+            "load",
+            "blocks:\n  only:\n    run: echo \"rows=3\" >> \"$SLUICE_OUTPUT\"\n",
+        ),
+        (
+            "parent",
+            "blocks:\n  child:\n    labels: {pool: remote}\n    pipeline: load\n",
+        ),
+    ]);
+    // Only the agent offers `pool=remote`, so it claims the child-pipeline
+    // block; it has no process to run, and the server's built-in agent
+    // starts and watches the child run under the agent's lease.
+    let _agent = world.agent("remote-1", "pool=remote");
+    let run = world.trigger("parent");
+    world.wait_for_run(&run, "completed");
+    let child = world.block_run(&run, "child");
+    assert_eq!(child["outputs"]["rows"], "3", "{child}");
+    assert!(
+        child["tries"][0]["executor"]
+            .as_str()
+            .is_some_and(|executor| executor.starts_with("agent-remote-1-")),
+        "{child}"
+    );
+}
