@@ -12,6 +12,8 @@ use sluice_engine::sluice_store::{
 use sluice_engine::{Event, data};
 use sluice_proto as proto;
 
+pub use crate::routes::queue::{queue_view, wait_reason};
+
 pub fn run(record: RunRecord) -> proto::Run {
     let variables = record
         .variables
@@ -113,11 +115,14 @@ pub fn block_run(record: BlockRunRecord, tries: Vec<TryRecord>) -> proto::BlockR
         labels: record.labels,
         idempotency_key: record.idempotency_key,
         tries: tries.into_iter().map(attempt_try).collect(),
+        queue_reason: None,
     }
 }
 
 pub fn block_run_details(details: BlockRunDetails) -> proto::BlockRun {
-    block_run(details.block_run, details.tries)
+    let mut wire = block_run(details.block_run, details.tries);
+    wire.queue_reason = details.queue_reason.map(wait_reason);
+    wire
 }
 
 pub fn artifact(record: ArtifactRecord) -> proto::Artifact {
@@ -306,5 +311,54 @@ pub fn agent(summary: sluice_engine::remote::AgentSummary) -> proto::Agent {
         last_heartbeat_at: listing.heartbeat_at,
         version: listing.agent.version,
         host: listing.host,
+    }
+}
+
+pub fn backfill(record: sluice_engine::sluice_store::BackfillRecord) -> proto::Backfill {
+    proto::Backfill {
+        id: record.id.0,
+        pipeline: record.pipeline,
+        trigger: record.trigger,
+        from: record.from,
+        to: record.to,
+        reverse: record.reverse,
+        max_concurrent: record.max_concurrent,
+        rerun_completed: record.rerun_completed,
+        priority: record.priority,
+        status: record.status.as_str().to_owned(),
+        created_at: record.created_at,
+        created_by: record.created_by,
+        changed_at: record.changed_at,
+    }
+}
+
+pub fn backfill_window(window: sluice_engine::BackfillWindow) -> proto::BackfillWindow {
+    let (state, run_id, run_status, completed_by) = match window.state {
+        sluice_engine::WindowState::Pending => ("pending", None, None, None),
+        sluice_engine::WindowState::Skipped { completed_by } => {
+            ("skipped", None, None, Some(completed_by.0))
+        }
+        sluice_engine::WindowState::Run(run) => (
+            "run",
+            Some(run.id.0),
+            Some(run.status.as_str().to_owned()),
+            None,
+        ),
+    };
+    proto::BackfillWindow {
+        scheduled_for: window.window.scheduled_for,
+        window_start: window.window.window_start,
+        window_end: window.window.window_end,
+        state: state.to_owned(),
+        run_id,
+        run_status,
+        completed_by,
+    }
+}
+
+pub fn backfill_detail(view: sluice_engine::BackfillView) -> proto::BackfillDetail {
+    proto::BackfillDetail {
+        backfill: Some(backfill(view.backfill)),
+        windows: view.windows.into_iter().map(backfill_window).collect(),
     }
 }

@@ -109,6 +109,9 @@ pub fn router(state: AppState) -> Router {
             axum::routing::put(agent::upload).layer(DefaultBodyLimit::max(agent::MAX_UPLOAD_BYTES)),
         )
         .route("/api/agent/tries/{id}/complete", post(agent::complete))
+        .route("/api/queue", get(queue::list))
+        .route("/api/queue/move", post(queue::move_block_run))
+        .route("/api/queue/cancel", post(queue::cancel))
         .route("/api/triggers", get(triggers::list))
         .route("/api/triggers/upcoming", get(triggers::upcoming))
         .route(
@@ -119,6 +122,14 @@ pub fn router(state: AppState) -> Router {
             "/api/triggers/{pipeline}/{trigger}/resume",
             post(triggers::resume),
         )
+        .route(
+            "/api/backfills",
+            get(backfills::list).post(backfills::create),
+        )
+        .route("/api/backfills/{id}", get(backfills::show))
+        .route("/api/backfills/{id}/pause", post(backfills::pause))
+        .route("/api/backfills/{id}/resume", post(backfills::resume))
+        .route("/api/backfills/{id}/cancel", post(backfills::cancel))
         .route_layer(axum::middleware::from_fn_with_state(
             state.clone(),
             auth::guard,

@@ -5,6 +5,8 @@
 use utoipa::OpenApi;
 use utoipa::openapi::security::{HttpAuthScheme, HttpBuilder, SecurityScheme};
 
+use crate::routes::backfills;
+use crate::routes::queue;
 use crate::routes::triggers;
 use crate::routes::{
     admin, agent, artifacts, batch, blocks, diagnose, export, hooks, live, meta, pipelines, runs,
@@ -50,10 +52,19 @@ use crate::routes::{
         admin::list_tokens,
         admin::create_token,
         admin::revoke_token,
+        queue::list,
+        queue::move_block_run,
+        queue::cancel,
         triggers::list,
         triggers::upcoming,
         triggers::pause,
         triggers::resume,
+        backfills::create,
+        backfills::list,
+        backfills::show,
+        backfills::pause,
+        backfills::resume,
+        backfills::cancel,
         agent::list,
         agent::register,
         agent::claim,
@@ -71,7 +82,9 @@ use crate::routes::{
         (name = "live", description = "Server-Sent Events"),
         (name = "artifacts", description = "Files left by block runs"),
         (name = "admin", description = "Audit log and API tokens"),
+        (name = "queue", description = "Queued block runs in claim order, why each waits; moving one; bulk cancel"),
         (name = "triggers", description = "Triggers: state, next fires, pause and resume; runs started by webhooks and API triggers"),
+        (name = "backfills", description = "Backfills: one run per window of a timed trigger over a range; pause, resume, cancel"),
         (name = "agent", description = "The agent protocol of remote agents (`agent` tokens)"),
     )
 )]

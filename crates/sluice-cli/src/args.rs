@@ -71,10 +71,23 @@ pub enum Command {
         #[command(subcommand)]
         command: AgentsCommand,
     },
+    /// See the queue and why each block run waits; reorder it; cancel in bulk.
+    Queue {
+        #[command(subcommand)]
+        command: QueueCommand,
+    },
     /// List triggers and their next fires; pause and resume them.
     Triggers {
         #[command(subcommand)]
         command: TriggersCommand,
+    },
+    /// Run a timed trigger's windows over a range of time, one run per
+    /// window: in this process until done, or on a server with --server.
+    Backfill(BackfillArgs),
+    /// List, show, pause, resume and cancel backfills.
+    Backfills {
+        #[command(subcommand)]
+        command: BackfillsCommand,
     },
     /// Manage API tokens (against the project's database, or --database).
     Token {
@@ -337,6 +350,14 @@ pub struct ListArgs {
     /// Only runs of pipelines with this tag.
     #[arg(long)]
     pub tag: Option<String>,
+    /// Only runs started by this kind of trigger (repeatable): manual,
+    /// schedule, api, webhook, parent, backfill.
+    #[arg(long)]
+    pub trigger: Vec<String>,
+    /// Only runs whose id, pipeline, error or a non-secret variable value
+    /// contains this text.
+    #[arg(long, value_name = "TEXT")]
+    pub search: Option<String>,
     /// Only runs created within this duration before now, e.g. `6h`, `2d`.
     #[arg(long, value_name = "DURATION")]
     pub since: Option<String>,
@@ -529,6 +550,140 @@ pub enum TriggersCommand {
 pub struct TriggerTarget {
     pub pipeline: String,
     pub trigger: String,
+    #[arg(long, short = 'o', value_enum, default_value_t)]
+    pub output: OutputFormat,
+    #[command(flatten)]
+    pub server: ServerArgs,
+    #[command(flatten)]
+    pub project: ProjectArgs,
+}
+
+#[derive(Debug, Subcommand)]
+pub enum QueueCommand {
+    /// List queued block runs in claim order with the reason each waits,
+    /// then the runs waiting to be admitted.
+    List {
+        #[arg(long, short = 'o', value_enum, default_value_t)]
+        output: OutputFormat,
+        #[command(flatten)]
+        server: ServerArgs,
+        #[command(flatten)]
+        project: ProjectArgs,
+    },
+    /// Move a queued block run to another place among those of its
+    /// priority; claims follow the new order.
+    Move {
+        /// The block run to move (its id, as `sluice queue list` shows).
+        block_run: String,
+        /// Its new 1-based place in claim order.
+        #[arg(
+            long,
+            value_name = "N",
+            conflicts_with = "before",
+            required_unless_present = "before"
+        )]
+        to: Option<u32>,
+        /// Put it just before this queued block run of the same priority.
+        #[arg(long, value_name = "BLOCK_RUN")]
+        before: Option<String>,
+        #[arg(long, short = 'o', value_enum, default_value_t)]
+        output: OutputFormat,
+        #[command(flatten)]
+        server: ServerArgs,
+        #[command(flatten)]
+        project: ProjectArgs,
+    },
+    /// Cancel every run with a queued block run matching all the filters.
+    Cancel(QueueCancelArgs),
+}
+
+/// `sluice queue cancel`.
+#[derive(Debug, Args)]
+pub struct QueueCancelArgs {
+    /// Only runs of this pipeline.
+    #[arg(long)]
+    pub pipeline: Option<String>,
+    /// Only queued block runs requiring this label (repeatable).
+    #[arg(long = "label", value_name = "KEY=VALUE")]
+    pub labels: Vec<String>,
+    /// Cancel every queued run when no filter is given.
+    #[arg(long)]
+    pub all: bool,
+    /// Only list the runs that would be cancelled.
+    #[arg(long)]
+    pub dry_run: bool,
+    #[arg(long, short = 'o', value_enum, default_value_t)]
+    pub output: OutputFormat,
+    #[command(flatten)]
+    pub server: ServerArgs,
+    #[command(flatten)]
+    pub project: ProjectArgs,
+}
+
+#[derive(Debug, Args)]
+pub struct BackfillArgs {
+    pub pipeline: String,
+    /// The first window end to cover: an RFC 3339 time or a date (UTC midnight).
+    #[arg(long, value_name = "TIME")]
+    pub from: String,
+    /// The last window end to cover (inclusive), as for --from.
+    #[arg(long, value_name = "TIME")]
+    pub to: String,
+    /// The `schedule`, `every` or `once` trigger whose windows to run
+    /// (default: the pipeline's only one).
+    #[arg(long, value_name = "NAME")]
+    pub trigger: Option<String>,
+    /// Most runs of the backfill active at once.
+    #[arg(long, default_value_t = 1, value_name = "N")]
+    pub max_concurrent: u32,
+    /// Newest window first.
+    #[arg(long)]
+    pub reverse: bool,
+    /// Print the windows and which would be skipped; create nothing.
+    #[arg(long)]
+    pub dry_run: bool,
+    /// Run windows that already have a completed run again.
+    #[arg(long)]
+    pub rerun_completed: bool,
+    /// The runs' priority (default: the pipeline's minus 10).
+    #[arg(long, allow_negative_numbers = true)]
+    pub priority: Option<i32>,
+    #[arg(long, short = 'o', value_enum, default_value_t)]
+    pub output: OutputFormat,
+    #[command(flatten)]
+    pub server: ServerArgs,
+    #[command(flatten)]
+    pub project: ProjectArgs,
+}
+
+#[derive(Debug, Subcommand)]
+pub enum BackfillsCommand {
+    /// List backfills, newest first.
+    List {
+        /// How many.
+        #[arg(long, default_value_t = 20)]
+        limit: u32,
+        #[arg(long, short = 'o', value_enum, default_value_t)]
+        output: OutputFormat,
+        #[command(flatten)]
+        server: ServerArgs,
+        #[command(flatten)]
+        project: ProjectArgs,
+    },
+    /// Show a backfill with each window: its run, or why it is skipped.
+    Show(BackfillTarget),
+    /// Stop a backfill from creating runs; its active runs go on.
+    Pause(BackfillTarget),
+    /// Let a paused backfill create runs again.
+    Resume(BackfillTarget),
+    /// End a backfill for good and cancel its active runs.
+    Cancel(BackfillTarget),
+}
+
+/// One backfill.
+#[derive(Debug, Args)]
+pub struct BackfillTarget {
+    pub id: String,
     #[arg(long, short = 'o', value_enum, default_value_t)]
     pub output: OutputFormat,
     #[command(flatten)]

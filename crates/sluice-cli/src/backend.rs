@@ -34,6 +34,8 @@ pub struct RunFilter {
     pub statuses: Vec<RunStatus>,
     pub tag: Option<String>,
     pub triggers: Vec<String>,
+    /// Text in the run id, pipeline, error or a non-secret variable value.
+    pub text: Option<String>,
     pub after: Option<Timestamp>,
     pub before: Option<Timestamp>,
 }
@@ -64,6 +66,7 @@ impl RunFilter {
             order: Default::default(),
             limit,
             cursor,
+            text: self.text.clone(),
             ..RunQuery::default()
         }
     }
@@ -78,6 +81,7 @@ impl RunFilter {
                 .collect(),
             tag: self.tag.clone(),
             triggers: self.triggers.clone(),
+            text: self.text.clone(),
             after: self.after.map(|at| at.to_string()),
             before: self.before.map(|at| at.to_string()),
         }

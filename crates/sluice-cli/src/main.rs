@@ -199,7 +199,10 @@ async fn dispatch(cli: Cli) -> CommandResult {
                     project,
                 },
         } => commands::agent::list(output, &server, &project).await,
+        Command::Queue { command } => commands::queue::queue(command).await,
         Command::Triggers { command } => commands::triggers::triggers(command).await,
+        Command::Backfill(args) => commands::backfill::backfill(args).await,
+        Command::Backfills { command } => commands::backfill::backfills(command).await,
         Command::Token { command } => match command {
             TokenCommand::Create {
                 name,

@@ -234,6 +234,9 @@ fn attempt_text(attempt: &proto::Attempt, colour: bool) -> String {
             if block_run.timed_out {
                 note = format!("timed out; {note}");
             }
+            if let Some(reason) = &block_run.queue_reason {
+                note = format!("waiting: {}", reason.message);
+            }
             let outputs = block_run
                 .outputs
                 .iter()

@@ -2,8 +2,9 @@
 //! real `sluice up` process prints exactly what it prints in embedded mode
 //! on the same database; `run --server` waits and exits with the outcome or
 //! detaches; `runs query` takes an explicit window; `runs export` writes the
-//! same bytes in both modes; an unreachable server and a missing token are
-//! clear errors with a hint.
+//! same bytes in both modes; `backfill --server` leaves the backfill to the
+//! server; an unreachable server and a missing token are clear errors with
+//! a hint.
 
 mod common;
 
@@ -632,4 +633,43 @@ fn interrupting_run_on_a_server_cancels_the_run() {
     );
     let line = text(&output);
     assert!(line.contains(" cancelled in "), "{line}");
+}
+
+#[test]
+fn backfill_on_a_server_returns_its_id_and_the_server_runs_it() {
+    let project = Project::new();
+    project.pipeline(
+        "etl",
+        "blocks:\n  only:\n    run: 'true'\ntriggers:\n  - {name: hourly, every: 1h}\n",
+    );
+    let server = Server::start(&project, &[]);
+    let range = [
+        "--from",
+        "2026-01-01T01:00:00Z",
+        "--to",
+        "2026-01-01T03:00:00Z",
+    ];
+
+    let mut args = vec!["backfill", "etl", "--dry-run", "-o", "json"];
+    args.extend_from_slice(&range);
+    let plan: Value = serde_json::from_str(&ok(remote(&project, &server, &args))).unwrap();
+    assert!(plan["backfill"].is_null());
+    assert_eq!(plan["windows"].as_array().unwrap().len(), 3);
+
+    let mut args = vec!["backfill", "etl", "--max-concurrent", "2"];
+    args.extend_from_slice(&range);
+    let id = ok(remote(&project, &server, &args)).trim().to_owned();
+    assert!(!id.is_empty());
+    wait_until("the server to complete the backfill", TIMEOUT, || {
+        let shown = remote(&project, &server, &["backfills", "show", &id, "-o", "json"]);
+        let detail: Value = serde_json::from_slice(&shown.stdout).unwrap_or_default();
+        detail["backfill"]["status"] == "completed"
+    });
+    let listed = ok(remote(&project, &server, &["backfills", "list"]));
+    assert!(
+        listed.contains(&id) && listed.contains("completed"),
+        "{listed}"
+    );
+    let cancel = remote(&project, &server, &["backfills", "cancel", &id]);
+    assert_eq!(cancel.status.code(), Some(2), "{}", stderr(&cancel));
 }

@@ -8,6 +8,8 @@
 //! engine (DESIGN §9: client → proto only).
 
 mod agent;
+mod backfills;
+mod queue;
 pub mod sse;
 mod triggers;
 
@@ -98,6 +100,8 @@ pub struct RunFilter {
     pub statuses: Vec<String>,
     pub tag: Option<String>,
     pub triggers: Vec<String>,
+    /// Text searched in the run id, pipeline, error and non-secret values.
+    pub text: Option<String>,
     /// RFC 3339: runs created at or after this time.
     pub after: Option<String>,
     /// RFC 3339: runs created before this time.
@@ -111,6 +115,7 @@ impl RunFilter {
         pairs.extend(self.statuses.iter().map(|s| ("status", s.clone())));
         pairs.extend(self.tag.iter().map(|t| ("tag", t.clone())));
         pairs.extend(self.triggers.iter().map(|t| ("trigger", t.clone())));
+        pairs.extend(self.text.iter().map(|t| ("q", t.clone())));
         pairs.extend(self.after.iter().map(|a| ("after", a.clone())));
         pairs.extend(self.before.iter().map(|b| ("before", b.clone())));
         pairs

@@ -48,6 +48,11 @@ typed_id!(
     ExecutorId
 );
 typed_id!(
+    /// The id of a backfill: one run per window of a trigger over a range
+    /// of time, created and tracked together.
+    BackfillId
+);
+typed_id!(
     /// The id of a remote agent (`sluice agent`), given when it registers.
     /// A remote agent is an executor: its executor id is the same string.
     AgentId

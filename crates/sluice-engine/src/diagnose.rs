@@ -240,7 +240,10 @@ impl Engine {
         let details = self.run_details(run_id).await?;
         let mut failures = Vec::new();
         for attempt in &details.attempts {
-            for BlockRunDetails { block_run, tries } in &attempt.block_runs {
+            for BlockRunDetails {
+                block_run, tries, ..
+            } in &attempt.block_runs
+            {
                 if block_run.status != BlockRunStatus::Failed {
                     continue;
                 }

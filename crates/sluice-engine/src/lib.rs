@@ -8,6 +8,7 @@
 //! with a slow poll as the fallback.
 
 pub mod agent;
+pub mod backfill;
 mod child;
 pub mod clock;
 mod completion;
@@ -19,6 +20,7 @@ mod limits;
 mod prepare;
 pub mod project;
 pub mod queries;
+pub mod queue;
 mod reconcile;
 pub mod remote;
 pub mod requests;
@@ -39,6 +41,7 @@ use sluice_store::blobs::BlobStore;
 use tokio::sync::{Notify, broadcast};
 use tokio_util::sync::CancellationToken;
 
+pub use backfill::{BackfillRequest, BackfillView, BackfillWindow, WindowState};
 pub use clock::{Clock, ManualClock, SystemClock};
 pub use error::{Error, Result};
 pub use events::Event;

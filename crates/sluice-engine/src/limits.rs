@@ -10,7 +10,7 @@ use sluice_store::InvokedBy;
 
 /// The `invoked_by.kind` values whose `name` is a trigger of the run's own
 /// pipeline (a `parent` run names the parent's block instead).
-const TRIGGER_KINDS: &[&str] = &["schedule", "api", "webhook"];
+const TRIGGER_KINDS: &[&str] = &["schedule", "api", "webhook", "backfill"];
 
 /// The effective limits of one run.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]

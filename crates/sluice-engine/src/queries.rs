@@ -19,6 +19,8 @@ pub struct BlockRunDetails {
     #[serde(flatten)]
     pub block_run: BlockRunRecord,
     pub tries: Vec<TryRecord>,
+    /// Why a queued block run is not running yet.
+    pub queue_reason: Option<crate::queue::WaitReason>,
 }
 
 /// One attempt with its block runs.
@@ -51,6 +53,12 @@ impl Engine {
                 .or_default()
                 .push(attempt_try);
         }
+        // The queue is read only when the run waits in it.
+        let mut reasons = if run.status == sluice_core::status::RunStatus::Running {
+            self.queue_reasons(run_id).await?
+        } else {
+            BTreeMap::new()
+        };
         let mut attempts = Vec::new();
         for attempt in store.list_attempts(run_id).await? {
             let block_runs = store
@@ -59,6 +67,7 @@ impl Engine {
                 .into_iter()
                 .map(|block_run| BlockRunDetails {
                     tries: tries_by_block_run.remove(&block_run.id).unwrap_or_default(),
+                    queue_reason: reasons.remove(&block_run.id),
                     block_run,
                 })
                 .collect();

@@ -12,7 +12,8 @@
 //! 5. finish: a run whose block runs all ended gets its final status.
 //!
 //! With `fire_schedules` on (a server), the scheduler (`scheduler.rs`) runs
-//! first: due fires of the project's triggers become runs.
+//! first: due fires of the project's triggers become runs. Then running
+//! backfills (`backfill.rs`) get runs for their next windows.
 
 use std::collections::BTreeMap;
 use std::sync::Arc;
@@ -46,6 +47,7 @@ impl Engine {
         if self.config().fire_schedules {
             changes += self.fire_schedules().await?;
         }
+        changes += self.advance_backfills().await?;
         changes += self.reap_lost_executors().await?;
         changes += self.reap_expired_leases().await?;
         changes += self.enforce_deadlines().await?;
@@ -477,7 +479,7 @@ impl Engine {
 
     /// Whether an executor is gone: its process no longer exists on this
     /// host, or it stopped heartbeating for three lease lifetimes.
-    async fn executor_is_lost(
+    pub(crate) async fn executor_is_lost(
         &self,
         executor: &sluice_core::ids::ExecutorId,
         now: Timestamp,

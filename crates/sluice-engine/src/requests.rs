@@ -5,7 +5,7 @@
 //! (for a graceful shutdown).
 
 use sluice_core::ids::{BlockRunId, RunId};
-use sluice_core::status::RunStatus;
+use sluice_core::status::{BlockRunStatus, RunStatus};
 use sluice_store::{
     ArtifactQuery, ArtifactRecord, AuditEvent, BlockRunRecord, NewAuditEvent, RunQuery,
 };
@@ -97,7 +97,16 @@ impl Engine {
     pub async fn block_run_details(&self, id: &BlockRunId) -> Result<BlockRunDetails> {
         let block_run = self.get_block_run(id).await?;
         let tries = self.store().list_tries(id).await?;
-        Ok(BlockRunDetails { block_run, tries })
+        let queue_reason = if block_run.status == BlockRunStatus::Queued {
+            self.queue_reasons(&block_run.run_id).await?.remove(id)
+        } else {
+            None
+        };
+        Ok(BlockRunDetails {
+            block_run,
+            tries,
+            queue_reason,
+        })
     }
 
     /// The block run of `block` in another attempt of the same run.

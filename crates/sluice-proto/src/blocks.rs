@@ -58,6 +58,9 @@ pub struct BlockRun {
     pub labels: BTreeMap<String, String>,
     pub idempotency_key: String,
     pub tries: Vec<Try>,
+    /// Why a queued block run is not running yet.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub queue_reason: Option<crate::WaitReason>,
 }
 
 /// One line of a try's log.

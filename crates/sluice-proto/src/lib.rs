@@ -9,9 +9,11 @@
 
 pub mod admin;
 pub mod agent;
+pub mod backfills;
 pub mod blocks;
 pub mod diagnose;
 pub mod pipelines;
+pub mod queue;
 pub mod runs;
 pub mod triggers;
 
@@ -20,9 +22,11 @@ use utoipa::ToSchema;
 
 pub use admin::*;
 pub use agent::*;
+pub use backfills::*;
 pub use blocks::*;
 pub use diagnose::*;
 pub use pipelines::*;
+pub use queue::*;
 pub use runs::*;
 pub use triggers::*;
 

@@ -8,6 +8,7 @@
 //! every executor write carries its lease epoch; a racing or stale writer gets
 //! `false` or [`Error::StaleLease`], never a silent overwrite.
 
+mod backfill;
 pub mod blobs;
 pub mod conformance;
 mod encoding;
@@ -15,13 +16,15 @@ pub mod model;
 mod open;
 pub mod params;
 pub mod postgres;
+mod queue;
 pub mod sqlite;
 
 use async_trait::async_trait;
 use jiff::Timestamp;
-use sluice_core::ids::{AgentId, BlockRunId, ExecutorId, RunId, TryId};
+use sluice_core::ids::{AgentId, BackfillId, BlockRunId, ExecutorId, RunId, TryId};
 use sluice_core::status::{RunStatus, TransitionError};
 
+pub use backfill::*;
 pub use model::*;
 pub use open::{Location, open};
 pub use params::*;
@@ -127,6 +130,16 @@ pub trait Store: Send + Sync + 'static {
     async fn list_tries(&self, block_run: &BlockRunId) -> Result<Vec<TryRecord>>;
     async fn get_try(&self, id: &TryId) -> Result<Option<TryRecord>>;
 
+    // The queue.
+    /// Queued block runs of running runs' current attempts (without a
+    /// cancellation request), in claim order, at most `limit`.
+    async fn list_queue(&self, limit: u32) -> Result<Vec<QueuedBlockRun>>;
+    /// Moves a queued block run to another place among those of its
+    /// priority; later claims follow the new order. [`Error::Conflict`] when
+    /// it (or the one to move it before) is not in the queue, or when the
+    /// other one has another priority.
+    async fn move_in_queue(&self, change: &QueueMove) -> Result<()>;
+
     // Logs.
     /// Stores a chunk; a chunk already stored under the same `(try, seq)` is
     /// left as it is. Fenced by the lease epoch: a new chunk needs the try to
@@ -157,6 +170,8 @@ pub trait Store: Send + Sync + 'static {
     async fn get_executor(&self, id: &ExecutorId) -> Result<Option<ExecutorRecord>>;
     /// Removing an executor that is not registered does nothing.
     async fn remove_executor(&self, id: &ExecutorId) -> Result<()>;
+    /// Executors (built-in agents and remote ones) by id, at most `limit`.
+    async fn list_executors(&self, limit: u32) -> Result<Vec<ExecutorRecord>>;
 
     // Remote agents.
     /// Records an agent whose executor is registered, replacing the record
@@ -212,4 +227,22 @@ pub trait Store: Send + Sync + 'static {
     async fn record_trigger_fire(&self, fire: &TriggerFire) -> Result<bool>;
     /// Pauses or resumes a trigger; returns whether this call changed it.
     async fn set_trigger_paused(&self, change: &TriggerPause) -> Result<bool>;
+
+    // Backfills.
+    /// [`Error::Conflict`] when a backfill with this id exists.
+    async fn create_backfill(&self, backfill: &BackfillRecord) -> Result<()>;
+    async fn get_backfill(&self, id: &BackfillId) -> Result<Option<BackfillRecord>>;
+    /// Newest first, only those with `status` when given, at most `limit`
+    /// (at most 10,000).
+    async fn list_backfills(
+        &self,
+        status: Option<BackfillStatus>,
+        limit: u32,
+    ) -> Result<Vec<BackfillRecord>>;
+    /// Applies a status change if the backfill is still `change.from`;
+    /// returns whether it was applied.
+    async fn set_backfill_status(&self, change: &BackfillStatusChange) -> Result<bool>;
+    /// Runs of a pipeline whose window ends in the query's range, by window
+    /// end then creation (at most 10,000).
+    async fn list_window_runs(&self, query: &WindowRunQuery) -> Result<Vec<RunRecord>>;
 }

@@ -287,3 +287,17 @@ pub struct AgentListing {
     /// Tries it runs now.
     pub running_tries: u32,
 }
+
+/// A queued block run, in claim order, with the facts of its run that
+/// decide whether it can be claimed now.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct QueuedBlockRun {
+    pub block_run: BlockRunRecord,
+    pub pipeline: String,
+    /// The executor that owns the run in embedded mode (`sluice run`).
+    pub owner: Option<ExecutorId>,
+    /// The run's `block_concurrency`.
+    pub block_concurrency: Option<u32>,
+    /// Block runs of the same attempt running now.
+    pub running_in_attempt: u32,
+}

@@ -283,3 +283,21 @@ pub struct TriggerPause {
     pub by: String,
     pub at: Timestamp,
 }
+
+/// Where [`crate::Store::move_in_queue`] puts a queued block run. A move
+/// keeps the block run among those of its priority.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum QueuePlace {
+    /// The 1-based place in claim order, clamped to the block run's
+    /// priority band.
+    Position(u32),
+    /// Just before another queued block run of the same priority.
+    Before(BlockRunId),
+}
+
+/// A change of a queued block run's place in the claim order.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct QueueMove {
+    pub block_run: BlockRunId,
+    pub place: QueuePlace,
+}

@@ -173,6 +173,10 @@ conformance_cases!(
     idempotency_keys,
     trigger_fires,
     trigger_pauses,
+    backfills,
+    window_runs,
+    queue_moves,
+    executor_listing,
 );
 
 /// Two stores, each with its own pool, on one schema stand for two servers

@@ -55,6 +55,10 @@ conformance_cases!(
     idempotency_keys,
     trigger_fires,
     trigger_pauses,
+    backfills,
+    window_runs,
+    queue_moves,
+    executor_listing,
 );
 
 /// Two stores on one file stand for a `sluice up` and a `sluice run`

@@ -3,6 +3,7 @@
 pub mod admin;
 pub mod agent;
 pub mod artifacts;
+pub mod backfills;
 pub mod batch;
 pub mod blocks;
 pub mod diagnose;
@@ -11,5 +12,6 @@ pub mod hooks;
 pub mod live;
 pub mod meta;
 pub mod pipelines;
+pub mod queue;
 pub mod runs;
 pub mod triggers;

@@ -1,8 +1,10 @@
 //! The commands of `sluice`, one function each.
 
 pub mod agent;
+pub mod backfill;
 pub mod diagnose;
 pub mod logs;
+pub mod queue;
 pub mod remote;
 pub mod run;
 pub mod runs;

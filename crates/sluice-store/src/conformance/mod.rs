@@ -11,9 +11,11 @@
 //! depend on timing.
 
 mod agents;
+mod backfills;
 mod claims;
 mod fixtures;
 mod logs;
+mod queue;
 mod runs;
 mod server;
 mod triggers;
@@ -24,12 +26,14 @@ use std::sync::Arc;
 use crate::Store;
 
 pub use agents::agents;
+pub use backfills::{backfills, window_runs};
 pub use claims::{
     claim_order, claim_respects_limits, concurrent_claims_are_exclusive,
     concurrent_claims_respect_block_concurrency, expired_tries, lease_fencing, retry_then_reclaim,
     two_stores_never_double_claim,
 };
 pub use logs::{audit_paging, executors, log_chunks};
+pub use queue::{executor_listing, queue_moves};
 pub use runs::{
     block_run_transitions, cancel_requests_and_flags, create_and_get_run, idempotent_create,
     keyset_pagination, run_transitions, start_attempt_rules,
@@ -70,4 +74,8 @@ where
     idempotency_keys(make().await).await;
     trigger_fires(make().await).await;
     trigger_pauses(make().await).await;
+    backfills(make().await).await;
+    window_runs(make().await).await;
+    queue_moves(make().await).await;
+    executor_listing(make().await).await;
 }

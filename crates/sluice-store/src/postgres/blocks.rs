@@ -32,9 +32,10 @@ pub(super) async fn insert_block_runs(
         let finished_at = block.status.is_terminal().then_some(created_at);
         sqlx::query(
             "INSERT INTO block_run (id, run_id, attempt, block, status, priority, max_tries, \
-             created_at, queued_at, finished_at, outputs, reused_from_attempt, data, labels, \
-             idempotency_key) \
-             VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11::JSON, $12, $13::JSON, $14, $15)",
+             created_at, queued_at, queue_rank, finished_at, outputs, reused_from_attempt, data, \
+             labels, idempotency_key) \
+             VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $9, $10, $11::JSON, $12, $13::JSON, $14, \
+             $15)",
         )
         .bind(block.id.as_str())
         .bind(run_id.as_str())
@@ -105,6 +106,7 @@ pub(super) async fn transition_block_run(
     let result = sqlx::query(
         "UPDATE block_run SET status = $1, \
            queued_at = CASE WHEN $2 THEN $4 ELSE queued_at END, \
+           queue_rank = CASE WHEN $2 THEN $4 ELSE queue_rank END, \
            retry_at = CASE WHEN $2 THEN NULL ELSE retry_at END, \
            started_at = CASE WHEN $3 THEN COALESCE(started_at, $4) ELSE started_at END, \
            finished_at = CASE WHEN $5 THEN $4 ELSE finished_at END, \

@@ -23,9 +23,11 @@
 
 mod agents;
 mod audit;
+mod backfills;
 mod blocks;
 mod codec;
 mod logs;
+mod queue;
 mod run_list;
 mod runs;
 mod server;
@@ -69,6 +71,16 @@ const MIGRATIONS: &[(i64, &str, &str)] = &[
         3,
         "triggers",
         include_str!("../../migrations/postgres/0003_triggers.sql"),
+    ),
+    (
+        4,
+        "backfills",
+        include_str!("../../migrations/postgres/0004_backfills.sql"),
+    ),
+    (
+        5,
+        "queue",
+        include_str!("../../migrations/postgres/0005_queue.sql"),
     ),
 ];
 
@@ -265,6 +277,18 @@ impl Store for PostgresStore {
         tries::get_try(self, id).await
     }
 
+    async fn list_queue(&self, limit: u32) -> Result<Vec<crate::QueuedBlockRun>> {
+        queue::list_queue(self, limit).await
+    }
+
+    async fn move_in_queue(&self, change: &crate::QueueMove) -> Result<()> {
+        queue::move_in_queue(self, change).await
+    }
+
+    async fn list_executors(&self, limit: u32) -> Result<Vec<ExecutorRecord>> {
+        queue::list_executors(self, limit).await
+    }
+
     async fn put_agent(&self, agent: &crate::AgentRecord) -> Result<()> {
         agents::put_agent(self, agent).await
     }
@@ -382,5 +406,32 @@ impl Store for PostgresStore {
 
     async fn set_trigger_paused(&self, change: &crate::TriggerPause) -> Result<bool> {
         triggers::set_trigger_paused(self, change).await
+    }
+
+    async fn create_backfill(&self, backfill: &crate::BackfillRecord) -> Result<()> {
+        backfills::create_backfill(self, backfill).await
+    }
+
+    async fn get_backfill(
+        &self,
+        id: &sluice_core::ids::BackfillId,
+    ) -> Result<Option<crate::BackfillRecord>> {
+        backfills::get_backfill(self, id).await
+    }
+
+    async fn list_backfills(
+        &self,
+        status: Option<crate::BackfillStatus>,
+        limit: u32,
+    ) -> Result<Vec<crate::BackfillRecord>> {
+        backfills::list_backfills(self, status, limit).await
+    }
+
+    async fn set_backfill_status(&self, change: &crate::BackfillStatusChange) -> Result<bool> {
+        backfills::set_backfill_status(self, change).await
+    }
+
+    async fn list_window_runs(&self, query: &crate::WindowRunQuery) -> Result<Vec<RunRecord>> {
+        backfills::list_window_runs(self, query).await
     }
 }

@@ -82,8 +82,8 @@ async fn claim_once(store: &PostgresStore, request: &ClaimRequest) -> Result<Opt
 }
 
 /// Locks and returns the id of the first block run the request may claim,
-/// in claim order: priority (highest first), then queued time (oldest
-/// first), then id. Block runs another transaction has locked are skipped,
+/// in claim order: priority (highest first), then queue rank (the queued
+/// time unless an operator moved the block run), then id. Block runs another transaction has locked are skipped,
 /// so concurrent claimers spread over the queue instead of waiting.
 async fn find_claimable(
     tx: &mut Transaction<'static, Postgres>,
@@ -109,7 +109,7 @@ async fn find_claimable(
                AND (r.block_concurrency IS NULL OR r.block_concurrency > \
                     (SELECT COUNT(*) FROM block_run x WHERE x.run_id = b.run_id \
                        AND x.attempt = b.attempt AND x.status = 'running')) \
-             ORDER BY b.priority DESC, b.queued_at, b.id \
+             ORDER BY b.priority DESC, b.queue_rank, b.id \
              LIMIT 1 \
              FOR NO KEY UPDATE OF b SKIP LOCKED",
         )
@@ -237,7 +237,8 @@ async fn complete_try_once(store: &PostgresStore, completion: &TryCompletion) ->
 
     let moved = match &completion.next {
         BlockRunNext::Retry { retry_at } => sqlx::query(
-            "UPDATE block_run SET status = 'queued', retry_at = $1, queued_at = $2 \
+            "UPDATE block_run SET status = 'queued', retry_at = $1, queued_at = $2, \
+               queue_rank = $2 \
              WHERE id = $3 AND status = 'running'",
         )
         .bind(micros(*retry_at))

@@ -30,8 +30,8 @@ pub(super) async fn insert_block_runs(
         let data = block.data.as_ref().map(to_json).transpose()?;
         sqlx::query(
             "INSERT INTO block_run (id, run_id, attempt, block, status, priority, max_tries, \
-             created_at, queued_at, finished_at, outputs, reused_from_attempt, data, labels, \
-             idempotency_key) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+             created_at, queued_at, queue_rank, finished_at, outputs, reused_from_attempt, data, \
+             labels, idempotency_key) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
         )
         .bind(block.id.as_str())
         .bind(run_id.as_str())
@@ -41,6 +41,7 @@ pub(super) async fn insert_block_runs(
         .bind(block.priority)
         .bind(i64::from(block.max_tries))
         .bind(created_at)
+        .bind(queued_at)
         .bind(queued_at)
         .bind(finished_at)
         .bind(to_json(&block.outputs)?)
@@ -105,6 +106,7 @@ pub(super) async fn transition_block_run(
             let result = sqlx::query(
                 "UPDATE block_run SET status = ?1, \
                    queued_at = CASE WHEN ?1 = 'queued' THEN ?2 ELSE queued_at END, \
+                   queue_rank = CASE WHEN ?1 = 'queued' THEN ?2 ELSE queue_rank END, \
                    retry_at = CASE WHEN ?1 = 'queued' THEN NULL ELSE retry_at END, \
                    started_at = CASE WHEN ?1 = 'running' THEN COALESCE(started_at, ?2) \
                                 ELSE started_at END, \

@@ -83,7 +83,8 @@ async fn claim_once(store: &SqliteStore, request: &ClaimRequest) -> Result<Optio
 }
 
 /// The id of the first block run the request may claim, in claim order:
-/// priority (highest first), then queued time (oldest first), then id.
+/// priority (highest first), then queue rank (the queued time unless an
+/// operator moved the block run), then id.
 async fn find_claimable(
     tx: &mut Transaction<'static, Sqlite>,
     request: &ClaimRequest,
@@ -105,7 +106,7 @@ async fn find_claimable(
         }
         after = Some((
             get(last, "priority")?,
-            get::<Option<i64>>(last, "queued_at")?.unwrap_or(0),
+            get::<Option<i64>>(last, "queue_rank")?.unwrap_or(0),
             get(last, "id")?,
         ));
     }
@@ -118,8 +119,8 @@ async fn candidates(
     request: &ClaimRequest,
     after: Option<&(i64, i64, String)>,
 ) -> Result<Vec<SqliteRow>> {
-    let (priority, queued_at, id) = match after {
-        Some((priority, queued_at, id)) => (Some(*priority), Some(*queued_at), Some(id.as_str())),
+    let (priority, queue_rank, id) = match after {
+        Some((priority, queue_rank, id)) => (Some(*priority), Some(*queue_rank), Some(id.as_str())),
         None => (None, None, None),
     };
     // Without offered labels any block run will do, so one row is enough.
@@ -129,7 +130,7 @@ async fn candidates(
         1
     };
     sqlx::query(
-        "SELECT b.id, b.priority, b.queued_at, b.labels \
+        "SELECT b.id, b.priority, b.queue_rank, b.labels \
          FROM block_run b JOIN pipeline_run r ON r.id = b.run_id \
          WHERE b.status = 'queued' \
            AND (b.retry_at IS NULL OR b.retry_at <= ?1) \
@@ -140,14 +141,14 @@ async fn candidates(
                 (SELECT COUNT(*) FROM block_run x WHERE x.run_id = b.run_id \
                    AND x.attempt = b.attempt AND x.status = 'running')) \
            AND (?3 IS NULL OR b.priority < ?3 OR (b.priority = ?3 AND \
-                (b.queued_at > ?4 OR (b.queued_at = ?4 AND b.id > ?5)))) \
-         ORDER BY b.priority DESC, b.queued_at, b.id \
+                (b.queue_rank > ?4 OR (b.queue_rank = ?4 AND b.id > ?5)))) \
+         ORDER BY b.priority DESC, b.queue_rank, b.id \
          LIMIT ?6",
     )
     .bind(micros(request.now))
     .bind(request.owner.as_ref().map(|owner| owner.as_str()))
     .bind(priority)
-    .bind(queued_at)
+    .bind(queue_rank)
     .bind(id)
     .bind(limit)
     .fetch_all(&mut **tx)
@@ -244,8 +245,9 @@ async fn complete_try_once(store: &SqliteStore, completion: &TryCompletion) -> R
 
     let moved = match &completion.next {
         BlockRunNext::Retry { retry_at } => sqlx::query(
-            "UPDATE block_run SET status = 'queued', retry_at = ?, queued_at = ? \
-             WHERE id = ? AND status = 'running'",
+            "UPDATE block_run SET status = 'queued', retry_at = ?1, queued_at = ?2, \
+               queue_rank = ?2 \
+             WHERE id = ?3 AND status = 'running'",
         )
         .bind(micros(*retry_at))
         .bind(at)
