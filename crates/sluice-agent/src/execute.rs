@@ -94,7 +94,7 @@ pub(crate) async fn execute(env: TryEnv, claimed: ClaimedTry, cancel: Cancellati
             // guardian; the block's own `env:` cannot override it.
             let mut env = claimed.env.clone();
             env.insert(
-                crate::guardian::AGENT_ID_VAR.to_owned(),
+                sluice_exec::guardian::AGENT_ID_VAR.to_owned(),
                 env_agent.as_str().to_owned(),
             );
             env

@@ -22,7 +22,6 @@
 //! done yet.
 
 mod execute;
-mod guardian;
 mod leases;
 
 use std::collections::BTreeMap;
@@ -117,7 +116,7 @@ pub async fn run(
     // The guardian lives as long as this function: dropped at its end, it
     // finds nothing to kill and exits; if the agent is killed, it kills the
     // agent's tries.
-    let guardian = guardian::start(&agent).map_err(Error::Guardian)?;
+    let guardian = sluice_exec::guardian::start(agent.as_str()).map_err(Error::Guardian)?;
 
     let leases = Leases::default();
     let stop_leases = CancellationToken::new();

@@ -1,6 +1,11 @@
 //! Who may call what. With auth on, every route but `/healthz` and
 //! `/readyz` needs `Authorization: Bearer TOKEN`, and the caller's role must
 //! reach the route's entry in [`POLICY`], the one table of access rules.
+//! A request without a bearer token may instead carry the web UI's session
+//! cookie (`sluice_session`, see `sluice_engine::sessions`); then every
+//! state-changing request must also carry the session's CSRF token in
+//! `X-CSRF-Token`, or it is refused (403), with auth on or off. Bearer
+//! tokens need no CSRF token: a browser never sends one by itself.
 //! Every state-changing request (allowed or not) is written to the audit
 //! log: who (the token's name), what (method and route), when, from where
 //! (the remote address), and how it ended.
@@ -12,6 +17,7 @@ use axum::http::{Method, header};
 use axum::middleware::Next;
 use axum::response::{IntoResponse, Response};
 use sluice_engine::requests::RequestAudit;
+use sluice_engine::sessions::{CSRF_HEADER, SessionSubject, cookie_in_header};
 use sluice_engine::tokens::Role;
 
 use crate::AppState;
@@ -39,7 +45,8 @@ const AGENT: Access = Access::Role(Role::Agent);
 pub const POLICY: &[(Method, &str, Access)] = &[
     (Method::GET, "/healthz", Access::Public),
     (Method::GET, "/readyz", Access::Public),
-    (Method::GET, "/", VIEWER),
+    // Metrics name pipelines and agents' states: a viewer's read.
+    (Method::GET, "/metrics", VIEWER),
     (Method::GET, "/api/openapi.json", VIEWER),
     (Method::GET, "/api/pipelines", VIEWER),
     (Method::GET, "/api/pipelines/{name}", VIEWER),
@@ -159,14 +166,31 @@ pub async fn guard(State(state): State<AppState>, mut request: Request, next: Ne
     let request_id = request.extensions().get::<RequestId>().cloned();
     let access = access_for(&method, &route);
 
-    let decided = if !state.auth || access == Access::Public {
-        Ok(Caller {
-            name: ANONYMOUS.to_owned(),
-            role: Role::Admin,
-            remote: remote.clone(),
-        })
+    let anonymous = Caller {
+        name: ANONYMOUS.to_owned(),
+        role: Role::Admin,
+        remote: remote.clone(),
+    };
+    let token = bearer(&request).map(str::to_owned);
+    let cookie = session_cookie(&request);
+    let decided = if access == Access::Public {
+        Ok(anonymous)
+    } else if let (None, Some(cookie)) = (&token, cookie) {
+        let csrf = request
+            .headers()
+            .get(CSRF_HEADER)
+            .and_then(|value| value.to_str().ok())
+            .map(str::to_owned);
+        let changes_state = !matches!(method, Method::GET | Method::HEAD | Method::OPTIONS);
+        let presented = SessionRequest {
+            cookie,
+            csrf,
+            changes_state,
+        };
+        authorize_session(&state, presented, access, anonymous).await
+    } else if !state.auth {
+        Ok(anonymous)
     } else {
-        let token = bearer(&request).map(str::to_owned);
         authorize(&state, token, access, remote.clone()).await
     };
     let (actor, response) = match decided {
@@ -195,6 +219,92 @@ pub async fn guard(State(state): State<AppState>, mut request: Request, next: Ne
         }
     }
     response
+}
+
+fn session_cookie(request: &Request) -> Option<String> {
+    request
+        .headers()
+        .get_all(header::COOKIE)
+        .iter()
+        .filter_map(|value| value.to_str().ok())
+        .find_map(cookie_in_header)
+        .map(str::to_owned)
+}
+
+/// What a request presents when it comes from the web UI.
+struct SessionRequest {
+    cookie: String,
+    csrf: Option<String>,
+    changes_state: bool,
+}
+
+/// Checks a web UI session (and, for a state change, its CSRF token)
+/// against `access`; `anonymous` is the caller when auth is off.
+async fn authorize_session(
+    state: &AppState,
+    presented: SessionRequest,
+    access: Access,
+    anonymous: Caller,
+) -> Result<Caller, (String, ApiError)> {
+    let unauthenticated = "unauthenticated".to_owned();
+    let subject = match state.engine.session(&presented.cookie).await {
+        Ok(subject) => subject,
+        Err(error) => return Err((unauthenticated, error.into())),
+    };
+    let caller = match subject {
+        Some(SessionSubject::Token(owner)) => Caller {
+            name: owner.name,
+            role: owner.role,
+            remote: anonymous.remote.clone(),
+        },
+        Some(SessionSubject::Anonymous) | None if !state.auth => anonymous,
+        Some(SessionSubject::Anonymous) | None => {
+            return Err((
+                unauthenticated,
+                ApiError::new(
+                    Code::Unauthorized,
+                    "the session has expired or is not valid",
+                )
+                .with_hint("sign in again at /login"),
+            ));
+        }
+    };
+    if presented.changes_state {
+        let valid = match &presented.csrf {
+            Some(csrf) => state
+                .engine
+                .check_csrf(&presented.cookie, csrf)
+                .await
+                .map_err(|error| (caller.name.clone(), ApiError::from(error)))?,
+            None => false,
+        };
+        if !valid {
+            return Err((
+                caller.name,
+                ApiError::new(
+                    Code::Forbidden,
+                    "a request with the session cookie must carry the session's CSRF token",
+                )
+                .with_hint("send the page's `csrf-token` meta value in the `X-CSRF-Token` header"),
+            ));
+        }
+    }
+    if state.auth
+        && let Access::Role(needed) = access
+        && !caller.role.allows(needed)
+    {
+        return Err((
+            caller.name.clone(),
+            ApiError::new(
+                Code::Forbidden,
+                format!(
+                    "`{}` has the role `{}`; this needs `{needed}`",
+                    caller.name, caller.role
+                ),
+            ),
+        ));
+    }
+    Ok(caller)
 }
 
 /// Checks the bearer token against `access`; on refusal, who it was and

@@ -64,6 +64,33 @@ pub fn run(record: RunRecord) -> proto::Run {
         scheduled_for: record.window.map(|window| window.scheduled_for),
         window_start: record.window.map(|window| window.window_start),
         window_end: record.window.map(|window| window.window_end),
+        slow: record.slow,
+        baseline: record.baseline.map(baseline),
+        resolved: record.resolved.map(|resolution| proto::Resolution {
+            at: resolution.at,
+            run_id: resolution.run_id.0,
+            attempt: resolution.attempt,
+        }),
+    }
+}
+
+fn duration_stats(stats: sluice_engine::sluice_store::DurationStats) -> proto::DurationStats {
+    proto::DurationStats {
+        samples: stats.samples,
+        median_ms: stats.median_ms,
+        p95_ms: stats.p95_ms,
+    }
+}
+
+fn baseline(record: sluice_engine::sluice_store::RunBaseline) -> proto::RunBaseline {
+    proto::RunBaseline {
+        run: duration_stats(record.run),
+        blocks: record
+            .blocks
+            .into_iter()
+            .map(|(block, stats)| (block, duration_stats(stats)))
+            .collect(),
+        factor: record.factor,
     }
 }
 

@@ -61,7 +61,7 @@ pub fn router(state: AppState) -> Router {
     let api = Router::new()
         .route("/healthz", get(meta::healthz))
         .route("/readyz", get(meta::readyz))
-        .route("/", get(meta::index))
+        .route("/metrics", get(metrics::metrics))
         .route("/api/openapi.json", get(meta::openapi_json))
         .route("/api/pipelines", get(pipelines::list))
         .route("/api/pipelines/{name}", get(pipelines::show))
@@ -133,6 +133,10 @@ pub fn router(state: AppState) -> Router {
         .route_layer(axum::middleware::from_fn_with_state(
             state.clone(),
             auth::guard,
+        ))
+        .route_layer(axum::middleware::from_fn_with_state(
+            state.clone(),
+            metrics::timed,
         ))
         .method_not_allowed_fallback(request::wrong_method)
         .fallback(request::no_route)

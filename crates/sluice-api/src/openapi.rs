@@ -9,7 +9,8 @@ use crate::routes::backfills;
 use crate::routes::queue;
 use crate::routes::triggers;
 use crate::routes::{
-    admin, agent, artifacts, batch, blocks, diagnose, export, hooks, live, meta, pipelines, runs,
+    admin, agent, artifacts, batch, blocks, diagnose, export, hooks, live, meta, metrics,
+    pipelines, runs,
 };
 
 /// The document served at `/api/openapi.json`.
@@ -24,7 +25,7 @@ use crate::routes::{
     paths(
         meta::healthz,
         meta::readyz,
-        meta::index,
+        metrics::metrics,
         meta::openapi_json,
         pipelines::list,
         pipelines::show,

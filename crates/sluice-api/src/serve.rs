@@ -17,6 +17,7 @@ use std::time::Duration;
 
 use sluice_engine::Engine;
 use sluice_engine::agent::{LocalAgent, Scope};
+use sluice_engine::operations::{RETENTION_ACTOR, RetentionParams};
 use tokio::net::TcpListener;
 use tokio_util::sync::CancellationToken;
 
@@ -36,7 +37,17 @@ pub struct ServeOptions {
     /// The labels the built-in agent offers: it takes the block runs whose
     /// required labels are a subset (with none, only unlabelled blocks).
     pub labels: std::collections::BTreeMap<String, String>,
+    /// Days to keep the finished runs of pipelines without `retention:`
+    /// (`--retention-days`); `None` keeps them all. Pipelines with
+    /// `retention:` follow it either way.
+    pub retention_days: Option<u32>,
 }
+
+/// How often the server applies retention (and once at startup).
+const RETENTION_EVERY: Duration = Duration::from_secs(3600);
+/// Blobs written more recently than this are never deleted by retention,
+/// so that an upload in flight keeps its blob.
+const RETENTION_BLOB_GRACE: Duration = Duration::from_secs(3600);
 
 /// Why the server could not start or stopped with an error.
 #[derive(Debug, thiserror::Error)]
@@ -78,6 +89,8 @@ pub struct Server {
     engine: Engine,
     listener: TcpListener,
     options: ServeOptions,
+    /// Routes served beside the API (the web UI), composed by the binary.
+    pages: Option<axum::Router>,
 }
 
 impl Server {
@@ -98,7 +111,15 @@ impl Server {
             engine,
             listener,
             options,
+            pages: None,
         })
+    }
+
+    /// Serves `pages` beside the API: routes the API does not have (the web
+    /// UI). They bring their own authentication.
+    pub fn with_pages(mut self, pages: axum::Router) -> Server {
+        self.pages = Some(pages);
+        self
     }
 
     /// The address the server listens on.
@@ -115,10 +136,15 @@ impl Server {
             engine,
             listener,
             options,
+            pages,
         } = self;
         let state = AppState::new(engine.clone(), options.auth);
         let shutdown = state.shutdown.clone();
-        let app = router(state).into_make_service_with_connect_info::<SocketAddr>();
+        let app = match pages {
+            Some(pages) => router(state).merge(pages),
+            None => router(state),
+        };
+        let app = app.into_make_service_with_connect_info::<SocketAddr>();
 
         let agent = if options.local_agent {
             let labels = Some(options.labels.clone());
@@ -130,6 +156,19 @@ impl Server {
             None
         };
         let stop_engine = CancellationToken::new();
+        // The listener of other servers' changes: it ends with the engine
+        // loop, and retries on its own while the database is away.
+        let change_listener = tokio::spawn({
+            let engine = engine.clone();
+            let stop = stop_engine.clone();
+            async move { engine.listen_for_changes(stop).await }
+        });
+        // Retention: at startup, then hourly; it ends with the engine loop.
+        let retention = tokio::spawn(retention_loop(
+            engine.clone(),
+            options.retention_days,
+            stop_engine.clone(),
+        ));
         let engine_loop = tokio::spawn(engine_loop(
             engine.clone(),
             agent,
@@ -152,6 +191,12 @@ impl Server {
         // Whatever ended the HTTP server also ends the engine loop.
         shutdown.cancel();
         stop_engine.cancel();
+        if let Err(error) = change_listener.await {
+            tracing::error!(%error, "the listener of other servers' changes panicked");
+        }
+        if let Err(error) = retention.await {
+            tracing::error!(%error, "the retention loop panicked");
+        }
         match engine_loop.await {
             Ok(interrupted) => {
                 if interrupted > 0 {
@@ -183,7 +228,11 @@ async fn engine_loop(
     let mut failing = false;
     while !stop.is_cancelled() {
         let pass = async {
-            engine.reconcile().await?;
+            let reconciled = engine.reconcile().await?;
+            if reconciled.changes > 0 {
+                // Other servers' agents may claim what this pass queued.
+                engine.announce_change().await;
+            }
             if let Some(agent) = agent.as_mut() {
                 agent.fill().await?;
                 if last_heartbeat.elapsed() >= heartbeat_every {
@@ -196,7 +245,9 @@ async fn engine_loop(
         match pass.await {
             Ok(()) if failing => {
                 failing = false;
-                tracing::info!("the engine loop works again");
+                // At the level of the failure it ends, so that a log kept
+                // at the default level says when the outage was over.
+                tracing::warn!("the engine loop works again");
             }
             Ok(()) => {}
             Err(error) => {
@@ -214,5 +265,32 @@ async fn engine_loop(
     match agent {
         Some(agent) => agent.drain(drain_grace).await,
         None => 0,
+    }
+}
+
+/// Applies retention now and every [`RETENTION_EVERY`] until `stop`. A pass
+/// re-reads the world (a pass killed midway is finished by the next one);
+/// a failed pass is logged and the next one tries again.
+async fn retention_loop(engine: Engine, default_days: Option<u32>, stop: CancellationToken) {
+    let params = RetentionParams {
+        default_days,
+        dry_run: false,
+        blob_grace: RETENTION_BLOB_GRACE,
+        actor: RETENTION_ACTOR.to_owned(),
+    };
+    let mut every = tokio::time::interval(RETENTION_EVERY);
+    every.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+    loop {
+        tokio::select! {
+            () = stop.cancelled() => return,
+            _ = every.tick() => {}
+        }
+        let pass = tokio::select! {
+            () = stop.cancelled() => return,
+            pass = engine.apply_retention(&params) => pass,
+        };
+        if let Err(error) = pass {
+            tracing::error!(error = %format!("{error:#}"), "a retention pass failed; retrying in an hour");
+        }
     }
 }

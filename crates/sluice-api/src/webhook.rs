@@ -15,11 +15,10 @@
 use axum::http::HeaderMap;
 use base64::Engine as _;
 use base64::engine::general_purpose::STANDARD;
-use hmac::{Hmac, KeyInit, Mac};
-use sha2::Sha256;
+use hmac::Mac;
 use sluice_core::spec::WebhookScheme;
-
-type HmacSha256 = Hmac<Sha256>;
+use sluice_engine::signature::{HmacSha256, mac};
+pub use sluice_engine::signature::{parse_secrets, sign_github, sign_standard};
 
 /// How far a Standard Webhooks timestamp may be from the server's clock.
 pub const TOLERANCE_SECONDS: i64 = 5 * 60;
@@ -49,18 +48,6 @@ pub struct Delivery {
     pub id: String,
 }
 
-/// The secrets in a secret source's text: one per white-space-separated word.
-pub fn parse_secrets(text: &str) -> Vec<Vec<u8>> {
-    text.split_whitespace()
-        .map(|secret| match secret.strip_prefix("whsec_") {
-            Some(encoded) => STANDARD
-                .decode(encoded)
-                .unwrap_or_else(|_| secret.as_bytes().to_vec()),
-            None => secret.as_bytes().to_vec(),
-        })
-        .collect()
-}
-
 fn header<'a>(headers: &'a HeaderMap, name: &'static str) -> Result<&'a str, Refusal> {
     headers
         .get(name)
@@ -78,11 +65,6 @@ fn delivery_id(value: &str, name: &'static str) -> Result<String, Refusal> {
         return Err(Refusal::BadHeader(name));
     }
     Ok(value.to_owned())
-}
-
-fn mac(secret: &[u8]) -> HmacSha256 {
-    // HMAC takes keys of any length, so this cannot fail.
-    <HmacSha256 as KeyInit>::new_from_slice(secret).unwrap_or_else(|_| unreachable!())
 }
 
 /// Checks a delivery against the trigger's secrets at `now` (Unix seconds).
@@ -177,24 +159,6 @@ fn decode_hex(text: &str) -> Option<Vec<u8>> {
         .step_by(2)
         .map(|index| u8::from_str_radix(text.get(index..index + 2)?, 16).ok())
         .collect()
-}
-
-/// Signs a delivery the way a Standard Webhooks sender does: the value of a
-/// `webhook-signature` header. For tests and for clients of this server.
-pub fn sign_standard(secret: &[u8], id: &str, timestamp: i64, body: &[u8]) -> String {
-    let mut mac = mac(secret);
-    mac.update(format!("{id}.{timestamp}.").as_bytes());
-    mac.update(body);
-    format!("v1,{}", STANDARD.encode(mac.finalize().into_bytes()))
-}
-
-/// Signs a delivery the way GitHub does: the value of `X-Hub-Signature-256`.
-pub fn sign_github(secret: &[u8], body: &[u8]) -> String {
-    let mut mac = mac(secret);
-    mac.update(body);
-    let digest = mac.finalize().into_bytes();
-    let hex: String = digest.iter().map(|byte| format!("{byte:02x}")).collect();
-    format!("sha256={hex}")
 }
 
 #[cfg(test)]

@@ -89,6 +89,10 @@ pub enum Command {
         #[command(subcommand)]
         command: BackfillsCommand,
     },
+    /// Delete finished runs past their pipeline's `retention:` with their
+    /// block runs, tries, logs, outputs and artifacts, then the blobs no
+    /// row references (see docs/operations.md).
+    Gc(GcArgs),
     /// Manage API tokens (against the project's database, or --database).
     Token {
         #[command(subcommand)]
@@ -156,6 +160,37 @@ pub struct UpArgs {
     /// Run no tries in the server; leave them to remote agents.
     #[arg(long)]
     pub no_local_agent: bool,
+    /// How often the server looks at the database when nothing woke it
+    /// (its own changes and, on PostgreSQL, other servers' wake it at once).
+    #[arg(long, default_value = "500ms", value_name = "DURATION")]
+    pub poll_interval: String,
+    /// Days to keep the runs of pipelines without `retention:` (their
+    /// latest 10 runs are kept whatever their age); without it, those
+    /// pipelines keep every run. Retention runs at startup and hourly.
+    #[arg(long, value_name = "DAYS")]
+    pub retention_days: Option<u32>,
+    #[command(flatten)]
+    pub database: DatabaseArgs,
+    #[command(flatten)]
+    pub project: ProjectArgs,
+}
+
+#[derive(Debug, Args)]
+pub struct GcArgs {
+    /// Print what would be deleted, and delete nothing.
+    #[arg(long)]
+    pub dry_run: bool,
+    /// Days to keep the runs of pipelines without `retention:` (their
+    /// latest 10 runs are kept whatever their age); without it, those
+    /// pipelines keep every run.
+    #[arg(long, value_name = "DAYS")]
+    pub retention_days: Option<u32>,
+    /// Blobs written more recently than this are never deleted, so that an
+    /// upload in flight keeps its blob.
+    #[arg(long, default_value = "1h", value_name = "DURATION")]
+    pub blob_grace: String,
+    #[arg(long, short = 'o', value_enum, default_value_t)]
+    pub output: OutputFormat,
     #[command(flatten)]
     pub database: DatabaseArgs,
     #[command(flatten)]
@@ -370,6 +405,14 @@ pub struct ListArgs {
     /// How many runs to print (at most 500).
     #[arg(long, default_value_t = 50)]
     pub limit: u32,
+    /// Only runs flagged `slow`: slower than their baseline's p95 times
+    /// the pipeline's `drift.factor`.
+    #[arg(long)]
+    pub slow: bool,
+    /// Only failed runs that still need attention: no later attempt of
+    /// them, nor later run of the same window, completed.
+    #[arg(long)]
+    pub unresolved: bool,
     #[arg(long, short = 'o', value_enum, default_value_t)]
     pub output: OutputFormat,
     #[command(flatten)]

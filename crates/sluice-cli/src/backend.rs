@@ -38,6 +38,10 @@ pub struct RunFilter {
     pub text: Option<String>,
     pub after: Option<Timestamp>,
     pub before: Option<Timestamp>,
+    /// Only runs flagged `slow`.
+    pub slow: bool,
+    /// Only failed runs not resolved by a later attempt or run.
+    pub unresolved: bool,
 }
 
 /// Where the next page of a listing starts.
@@ -67,6 +71,8 @@ impl RunFilter {
             limit,
             cursor,
             text: self.text.clone(),
+            slow: self.slow,
+            unresolved: self.unresolved,
             ..RunQuery::default()
         }
     }
@@ -84,6 +90,8 @@ impl RunFilter {
             text: self.text.clone(),
             after: self.after.map(|at| at.to_string()),
             before: self.before.map(|at| at.to_string()),
+            slow: self.slow,
+            unresolved: self.unresolved,
         }
     }
 }

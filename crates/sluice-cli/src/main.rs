@@ -203,6 +203,7 @@ async fn dispatch(cli: Cli) -> CommandResult {
         Command::Triggers { command } => commands::triggers::triggers(command).await,
         Command::Backfill(args) => commands::backfill::backfill(args).await,
         Command::Backfills { command } => commands::backfill::backfills(command).await,
+        Command::Gc(args) => commands::gc::gc(args).await,
         Command::Token { command } => match command {
             TokenCommand::Create {
                 name,

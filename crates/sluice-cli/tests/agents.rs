@@ -1,213 +1,31 @@
-//! Remote agents as real processes on loopback: a `sluice up` with a short
-//! lease TTL and `sluice agent` processes talking to it over HTTP. A block
-//! that requires labels runs on the agent offering them, never on the
-//! server's built-in agent; a write with a stale lease epoch is refused with
-//! 409; a cancellation reaches the agent through its heartbeat and kills
-//! the block's whole process group.
+//! Remote agents as real processes on loopback, on SQLite and on
+//! PostgreSQL: a `sluice up` with a short lease TTL and `sluice agent`
+//! processes talking to it over HTTP. A block that requires labels runs on
+//! the agent offering them, never on the server's built-in agent; a write
+//! with a stale lease epoch is refused with 409; a cancellation reaches the
+//! agent through its heartbeat and kills the block's whole process group;
+//! an agent that cannot renew its lease kills its try before the lease
+//! ends; a killed agent's try runs again elsewhere, never twice at once.
 
 mod common;
+#[macro_use]
+mod fleet;
 
-use std::io::{BufRead, BufReader};
-use std::process::Child;
-use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
-use common::{Project, process_with, sleep_marker, wait_until};
+use common::{process_with, sleep_marker, wait_until};
+use fleet::{Backend, TIMEOUT, World};
 use serde_json::{Value, json};
 
-const TIMEOUT: Duration = Duration::from_secs(60);
-
-/// A `sluice` process whose stderr is collected; killed when dropped.
-struct Process {
-    child: Child,
-    stderr: Arc<Mutex<String>>,
-}
-
-impl Process {
-    fn start(project: &Project, args: &[&str]) -> Process {
-        let mut child = project.spawn(args);
-        let stderr = Arc::new(Mutex::new(String::new()));
-        let mut pipe = BufReader::new(child.stderr.take().expect("stderr"));
-        let sink = stderr.clone();
-        std::thread::spawn(move || {
-            let mut line = String::new();
-            while pipe.read_line(&mut line).map(|n| n > 0).unwrap_or(false) {
-                sink.lock().expect("lock").push_str(&line);
-                line.clear();
-            }
-        });
-        Process { child, stderr }
-    }
-
-    fn log(&self) -> String {
-        self.stderr.lock().expect("lock").clone()
-    }
-
-    fn signal(&self, signal: nix::sys::signal::Signal) {
-        let pid = nix::unistd::Pid::from_raw(self.child.id() as i32);
-        nix::sys::signal::kill(pid, signal).expect("a signal");
-    }
-
-    fn wait_exit(&mut self) -> std::process::ExitStatus {
-        let mut status = None;
-        wait_until("the process to exit", TIMEOUT, || {
-            status = self.child.try_wait().expect("wait");
-            status.is_some()
-        });
-        status.expect("an exit status")
-    }
-}
-
-impl Drop for Process {
-    fn drop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
-    }
-}
-
-/// A server with auth on, an operator token and an agent token.
-struct World {
-    project: Project,
-    server: Process,
-    base: String,
-    operator: String,
-    agent: String,
-}
-
-fn token(project: &Project, name: &str, role: &str) -> String {
-    let created = project.sluice(&["token", "create", "--name", name, "--role", role]);
-    assert!(created.status.success(), "{created:?}");
-    String::from_utf8(created.stdout)
-        .expect("UTF-8")
-        .trim()
-        .to_owned()
-}
-
-impl World {
-    fn start(pipelines: &[(&str, &str)]) -> World {
-        let project = Project::new();
-        for (name, yaml) in pipelines {
-            project.pipeline(name, yaml);
-        }
-        let operator = token(&project, "ops", "operator");
-        let agent = token(&project, "agents", "agent");
-        let server = Process::start(
-            &project,
-            &[
-                "up",
-                "--listen",
-                "127.0.0.1:0",
-                "--auth",
-                "--lease-ttl",
-                "3s",
-            ],
-        );
-        let mut base = String::new();
-        wait_until("the server to say where it listens", TIMEOUT, || {
-            let text = server.log();
-            match text.find("http://") {
-                Some(start) => {
-                    base = text[start..]
-                        .split_whitespace()
-                        .next()
-                        .unwrap_or_default()
-                        .to_owned();
-                    true
-                }
-                None => false,
-            }
-        });
-        World {
-            project,
-            server,
-            base,
-            operator,
-            agent,
-        }
-    }
-
-    fn agent(&self, name: &str, labels: &str) -> Process {
-        Process::start(
-            &self.project,
-            &[
-                "agent",
-                "--server",
-                &self.base,
-                "--token",
-                &self.agent,
-                "--labels",
-                labels,
-                "--name",
-                name,
-                "--drain-grace",
-                "5s",
-            ],
-        )
-    }
-
-    fn call(
-        &self,
-        method: reqwest::Method,
-        path: &str,
-        token: &str,
-        body: Option<Value>,
-    ) -> (u16, Value) {
-        let client = reqwest::blocking::Client::builder()
-            .timeout(TIMEOUT)
-            .build()
-            .expect("an HTTP client");
-        let mut request = client
-            .request(method, format!("{}{path}", self.base))
-            .bearer_auth(token);
-        if let Some(body) = body {
-            request = request.json(&body);
-        }
-        let response = request.send().expect("a request");
-        let status = response.status().as_u16();
-        let text = response.text().expect("a body");
-        (status, serde_json::from_str(&text).unwrap_or(Value::Null))
-    }
-
-    fn get(&self, path: &str) -> Value {
-        let (status, body) = self.call(reqwest::Method::GET, path, &self.operator, None);
-        assert_eq!(status, 200, "GET {path}: {body}");
-        body
-    }
-
-    fn trigger(&self, pipeline: &str) -> String {
-        let (status, body) = self.call(
-            reqwest::Method::POST,
-            &format!("/api/pipelines/{pipeline}/runs"),
-            &self.operator,
-            Some(json!({})),
-        );
-        assert_eq!(status, 201, "{body}");
-        body["pipeline_run"]["id"]
-            .as_str()
-            .expect("an id")
-            .to_owned()
-    }
-
-    fn details(&self, run: &str) -> Value {
-        self.get(&format!("/api/pipeline_runs/{run}"))
-    }
-
-    fn block_run(&self, run: &str, block: &str) -> Value {
-        self.details(run)["attempts"][0]["block_runs"]
-            .as_array()
-            .expect("block runs")
-            .iter()
-            .find(|block_run| block_run["block"] == block)
-            .expect("the block run")
-            .clone()
-    }
-
-    fn wait_for_run(&self, run: &str, wanted: &str) {
-        wait_until(&format!("run {run} to be {wanted}"), TIMEOUT, || {
-            self.details(run)["pipeline_run"]["status"] == wanted
-        });
-    }
-}
+on_both_backends!(
+    a_block_with_labels_runs_on_the_agent_that_offers_them,
+    a_write_with_a_stale_epoch_is_refused,
+    a_cancellation_reaches_the_agent_and_kills_the_whole_group,
+    an_agent_that_cannot_renew_its_lease_kills_its_try_before_the_lease_ends,
+    a_killed_agent_s_try_is_lost_and_runs_again_elsewhere_never_twice_at_once,
+    an_upload_whose_sha256_does_not_match_fails_the_try,
+    a_child_pipeline_block_claimed_by_an_agent_runs_in_the_server,
+);
 
 const LABELLED: &str = r#"
 blocks:
@@ -221,9 +39,10 @@ blocks:
       printf 'weights' > "$SLUICE_ARTIFACTS/model.bin"
 "#;
 
-#[test]
-fn a_block_with_labels_runs_on_the_agent_that_offers_them() {
-    let world = World::start(&[("train", LABELLED)]);
+fn a_block_with_labels_runs_on_the_agent_that_offers_them(backend: Backend) {
+    let Some(world) = World::start(backend, &[("train", LABELLED)]) else {
+        return;
+    };
     let run = world.trigger("train");
     wait_until("the unlabelled block to complete", TIMEOUT, || {
         world.block_run(&run, "plain")["status"] == "completed"
@@ -287,12 +106,16 @@ fn a_block_with_labels_runs_on_the_agent_that_offers_them() {
     drop(world.server);
 }
 
-#[test]
-fn a_write_with_a_stale_epoch_is_refused() {
-    let world = World::start(&[(
-        "one",
-        "blocks:\n  only:\n    labels: {pool: manual}\n    run: 'true'\n",
-    )]);
+fn a_write_with_a_stale_epoch_is_refused(backend: Backend) {
+    let Some(world) = World::start(
+        backend,
+        &[(
+            "one",
+            "blocks:\n  only:\n    labels: {pool: manual}\n    run: 'true'\n",
+        )],
+    ) else {
+        return;
+    };
     let run = world.trigger("one");
     let post =
         |path: &str, body: Value| world.call(reqwest::Method::POST, path, &world.agent, Some(body));
@@ -343,13 +166,14 @@ fn a_write_with_a_stale_epoch_is_refused() {
     assert_eq!(status, 403, "an agent token reads nothing: {refused}");
 }
 
-#[test]
-fn a_cancellation_reaches_the_agent_and_kills_the_whole_group() {
+fn a_cancellation_reaches_the_agent_and_kills_the_whole_group(backend: Backend) {
     let marker = sleep_marker();
     let pipeline = format!(
         "blocks:\n  long:\n    labels: {{pool: remote}}\n    run: |\n      sleep {marker} &\n      sleep {marker}\n"
     );
-    let world = World::start(&[("long", pipeline.as_str())]);
+    let Some(world) = World::start(backend, &[("long", pipeline.as_str())]) else {
+        return;
+    };
     let _agent = world.agent("remote-1", "pool=remote");
     let run = world.trigger("long");
     wait_until("the block's processes to start", TIMEOUT, || {
@@ -373,14 +197,15 @@ fn a_cancellation_reaches_the_agent_and_kills_the_whole_group() {
     assert_eq!(world.block_run(&run, "long")["status"], "cancelled");
 }
 
-#[test]
-fn an_agent_that_cannot_renew_its_lease_kills_its_try_before_the_lease_ends() {
+fn an_agent_that_cannot_renew_its_lease_kills_its_try_before_the_lease_ends(backend: Backend) {
     let marker = sleep_marker();
     // The first try sleeps until killed; the second ends at once.
     let pipeline = format!(
         "blocks:\n  long:\n    labels: {{pool: remote}}\n    run: |\n      if [ \"$SLUICE_TRY\" = 1 ]; then sleep {marker}; fi\n      echo done\n"
     );
-    let world = World::start(&[("long", pipeline.as_str())]);
+    let Some(world) = World::start(backend, &[("long", pipeline.as_str())]) else {
+        return;
+    };
     let _agent = world.agent("remote-1", "pool=remote");
     let run = world.trigger("long");
     wait_until("the block's process to start", TIMEOUT, || {
@@ -413,8 +238,7 @@ fn an_agent_that_cannot_renew_its_lease_kills_its_try_before_the_lease_ends() {
     assert_eq!(tries[1]["status"], "completed", "{tries:?}");
 }
 
-#[test]
-fn a_killed_agent_s_try_is_lost_and_runs_again_elsewhere_never_twice_at_once() {
+fn a_killed_agent_s_try_is_lost_and_runs_again_elsewhere_never_twice_at_once(backend: Backend) {
     let marker = sleep_marker();
     let events = "events.log";
     // Each try takes a lock for its whole life and records its start and
@@ -423,7 +247,9 @@ fn a_killed_agent_s_try_is_lost_and_runs_again_elsewhere_never_twice_at_once() {
     let pipeline = format!(
         "blocks:\n  exclusive:\n    labels: {{pool: remote}}\n    retries: 2\n    run: |\n      exec 9>> block.lock\n      flock -n 9 || {{ echo \"overlap $SLUICE_TRY\" >> {events}; exit 3; }}\n      echo \"start $SLUICE_TRY\" >> {events}\n      if [ \"$SLUICE_TRY\" = 1 ]; then sleep {marker} & wait; fi\n      echo \"end $SLUICE_TRY\" >> {events}\n"
     );
-    let world = World::start(&[("exclusive", pipeline.as_str())]);
+    let Some(world) = World::start(backend, &[("exclusive", pipeline.as_str())]) else {
+        return;
+    };
     let first = world.agent("first", "pool=remote");
     let run = world.trigger("exclusive");
     wait_until("the first try to run", TIMEOUT, || process_with(&marker));
@@ -465,12 +291,16 @@ fn a_killed_agent_s_try_is_lost_and_runs_again_elsewhere_never_twice_at_once() {
     assert_eq!(recorded, "start 1\nstart 2\nend 2\n", "no overlap");
 }
 
-#[test]
-fn an_upload_whose_sha256_does_not_match_fails_the_try() {
-    let world = World::start(&[(
-        "one",
-        "blocks:\n  only:\n    labels: {pool: manual}\n    run: 'true'\n",
-    )]);
+fn an_upload_whose_sha256_does_not_match_fails_the_try(backend: Backend) {
+    let Some(world) = World::start(
+        backend,
+        &[(
+            "one",
+            "blocks:\n  only:\n    labels: {pool: manual}\n    run: 'true'\n",
+        )],
+    ) else {
+        return;
+    };
     let run = world.trigger("one");
     let post =
         |path: &str, body: Value| world.call(reqwest::Method::POST, path, &world.agent, Some(body));
@@ -516,18 +346,22 @@ fn an_upload_whose_sha256_does_not_match_fails_the_try() {
     );
 }
 
-#[test]
-fn a_child_pipeline_block_claimed_by_an_agent_runs_in_the_server() {
-    let world = World::start(&[
-        (
-            "load",
-            "blocks:\n  only:\n    run: echo \"rows=3\" >> \"$SLUICE_OUTPUT\"\n",
-        ),
-        (
-            "parent",
-            "blocks:\n  child:\n    labels: {pool: remote}\n    pipeline: load\n",
-        ),
-    ]);
+fn a_child_pipeline_block_claimed_by_an_agent_runs_in_the_server(backend: Backend) {
+    let Some(world) = World::start(
+        backend,
+        &[
+            (
+                "load",
+                "blocks:\n  only:\n    run: echo \"rows=3\" >> \"$SLUICE_OUTPUT\"\n",
+            ),
+            (
+                "parent",
+                "blocks:\n  child:\n    labels: {pool: remote}\n    pipeline: load\n",
+            ),
+        ],
+    ) else {
+        return;
+    };
     // Only the agent offers `pool=remote`, so it claims the child-pipeline
     // block; it has no process to run, and the server's built-in agent
     // starts and watches the child run under the agent's lease.

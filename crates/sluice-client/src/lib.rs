@@ -106,6 +106,10 @@ pub struct RunFilter {
     pub after: Option<String>,
     /// RFC 3339: runs created before this time.
     pub before: Option<String>,
+    /// Only runs flagged `slow`.
+    pub slow: bool,
+    /// Only failed runs not resolved by a later attempt or run.
+    pub unresolved: bool,
 }
 
 impl RunFilter {
@@ -118,6 +122,12 @@ impl RunFilter {
         pairs.extend(self.text.iter().map(|t| ("q", t.clone())));
         pairs.extend(self.after.iter().map(|a| ("after", a.clone())));
         pairs.extend(self.before.iter().map(|b| ("before", b.clone())));
+        if self.slow {
+            pairs.push(("slow", "true".to_owned()));
+        }
+        if self.unresolved {
+            pairs.push(("unresolved", "true".to_owned()));
+        }
         pairs
     }
 }

@@ -4,8 +4,10 @@
 //!
 //! Each executing try is a task owned by the agent's `JoinSet`: it has a
 //! name (its try id), a shutdown path (its cancellation token, then the join
-//! in [`LocalAgent::shutdown`]) and an error policy (a failed store write is
-//! logged; the lease then expires and the reaper decides).
+//! in [`LocalAgent::shutdown`]) and an error policy (a log chunk or a try's
+//! end that finds the database away is written again until it is back, for
+//! at most a lease TTL; any other failed store write is logged, and the
+//! lease then expires and the reaper decides).
 
 use std::collections::BTreeMap;
 
@@ -46,6 +48,9 @@ pub struct LocalAgent {
     labels: Option<BTreeMap<String, String>>,
     tasks: JoinSet<()>,
     stop_claiming: bool,
+    /// Kills this agent's tries if this process is killed, so that they do
+    /// not run on while their leases expire and they run again elsewhere.
+    _guardian: sluice_exec::guardian::Guardian,
 }
 
 impl std::fmt::Debug for LocalAgent {
@@ -84,6 +89,12 @@ impl LocalAgent {
                 labels: labels.clone().unwrap_or_default(),
             })
             .await?;
+        let guardian =
+            sluice_exec::guardian::start(executor.as_str()).map_err(|source| crate::Error::Io {
+                context: "cannot start the guardian process (`sh`) of the built-in agent"
+                    .to_owned(),
+                source,
+            })?;
         Ok(LocalAgent {
             engine,
             executor,
@@ -91,6 +102,7 @@ impl LocalAgent {
             labels,
             tasks: JoinSet::new(),
             stop_claiming: false,
+            _guardian: guardian,
         })
     }
 
@@ -143,6 +155,7 @@ impl LocalAgent {
             let Some(claim) = self.engine.store().claim(&request).await? else {
                 break;
             };
+            self.engine.observe_claim(&claim);
             started += 1;
             self.spawn(claim);
         }
@@ -331,7 +344,16 @@ async fn execute(engine: &Engine, claim: Claim, cancel: CancellationToken) -> Re
                     },
                     variables: prepared.variables().clone(),
                     inputs: prepared.inputs(),
-                    env: crate::scheduler::block_env(run, &block.env),
+                    env: {
+                        // Marks every process of the try as this agent's,
+                        // for its guardian.
+                        let mut env = crate::scheduler::block_env(run, &block.env);
+                        env.insert(
+                            sluice_exec::guardian::AGENT_ID_VAR.to_owned(),
+                            attempt_try.executor.as_str().to_owned(),
+                        );
+                        env
+                    },
                     secrets: prepared.secrets().to_vec(),
                     artifact_globs: block.artifacts.clone(),
                     timeout: block.timeout.map(|timeout| timeout.0),
@@ -389,7 +411,16 @@ async fn execute(engine: &Engine, claim: Claim, cancel: CancellationToken) -> Re
         attempt_try,
         retries: block.map(|block| &block.retries),
     };
-    match engine.end_try(ended, ending).await {
+    let patience = engine.config().lease_ttl;
+    let stored = until_stored("the try's end", &attempt_try.id, patience, || {
+        engine.end_try(ended, ending.clone())
+    });
+    match stored.await {
+        Ok(sluice_core::status::BlockRunStatus::Queued) => {
+            // The retry may be claimed through another server.
+            engine.announce_change().await;
+            Ok(())
+        }
         Ok(_) => Ok(()),
         Err(crate::Error::Store(sluice_store::Error::StaleLease(_))) => {
             tracing::warn!(try_id = %attempt_try.id, "the lease was lost before the try ended; its result is dropped");
@@ -414,6 +445,7 @@ async fn run_with_lease(
     let epoch = attempt_try.lease_epoch;
     let log_engine = engine.clone();
     let log_run = run_id.clone();
+    let patience = engine.config().lease_ttl;
     let logs = tokio::spawn(async move {
         while let Some(chunk) = receiver.recv().await {
             let seq = chunk.seq;
@@ -430,7 +462,10 @@ async fn run_with_lease(
                     })
                     .collect(),
             };
-            match store.append_log_chunk(&chunk, epoch).await {
+            let stored = until_stored("a log chunk", &try_id, patience, || async {
+                Ok(store.append_log_chunk(&chunk, epoch).await?)
+            });
+            match stored.await {
                 Ok(()) => log_engine.publish(Event::Log {
                     run_id: log_run.clone(),
                     try_id: try_id.clone(),
@@ -480,6 +515,54 @@ async fn run_with_lease(
     lease.abort();
     let _ = logs.await;
     outcome
+}
+
+/// The first pause before a write that found the database away is made
+/// again; each further pause doubles, up to [`STORE_RETRY_MAX`].
+const STORE_RETRY_FIRST: std::time::Duration = std::time::Duration::from_millis(100);
+const STORE_RETRY_MAX: std::time::Duration = std::time::Duration::from_secs(2);
+
+/// Makes a write of a try until the database takes it, for up to
+/// `patience`: a try's log and its end are facts that a database restart
+/// must not drop. Chunks are written again under the same `seq` and ends
+/// under the same epoch, so a write that did land before the connection
+/// broke changes nothing the second time. Past `patience` the lease has
+/// expired and the reaper decides; any other failure (a stale lease above
+/// all) is returned at once.
+async fn until_stored<T, F, Fut>(
+    what: &str,
+    try_id: &TryId,
+    patience: std::time::Duration,
+    mut write: F,
+) -> Result<T>
+where
+    F: FnMut() -> Fut,
+    Fut: std::future::Future<Output = Result<T>>,
+{
+    let deadline = tokio::time::Instant::now() + patience;
+    let mut pause = STORE_RETRY_FIRST;
+    let mut waited = false;
+    loop {
+        match write().await {
+            Err(crate::Error::Store(sluice_store::Error::Unavailable(error)))
+                if tokio::time::Instant::now() + pause < deadline =>
+            {
+                if !waited {
+                    tracing::warn!(try_id = %try_id, %error, "the database is unavailable; storing {what} again when it is back");
+                    waited = true;
+                }
+                tokio::time::sleep(pause).await;
+                pause = (pause * 2).min(STORE_RETRY_MAX);
+            }
+            Ok(value) => {
+                if waited {
+                    tracing::info!(try_id = %try_id, "stored {what} after the database came back");
+                }
+                return Ok(value);
+            }
+            other => return other,
+        }
+    }
 }
 
 /// A try's data output and artifacts, once stored as blobs.

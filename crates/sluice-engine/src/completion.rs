@@ -34,7 +34,7 @@ pub(crate) enum TryEnd {
 }
 
 /// Everything an executor reports about a try's end.
-#[derive(Debug)]
+#[derive(Clone, Debug)]
 pub(crate) struct Ending {
     pub end: TryEnd,
     pub exit_code: Option<i32>,
@@ -126,6 +126,14 @@ impl Engine {
             next,
         };
         self.store().complete_try(&completion).await?;
+        if block_status == BlockRunStatus::Queued {
+            self.metrics().count_retry("block");
+        } else {
+            let started = block_run.started_at.unwrap_or(attempt_try.started_at);
+            let seconds = now.duration_since(started).as_secs_f64();
+            self.metrics()
+                .observe_block_run(&current_run.pipeline, block_status.as_str(), seconds);
+        }
         self.publish(Event::BlockRun {
             run_id: run_id.clone(),
             block_run_id: block_run.id.clone(),

@@ -4,7 +4,8 @@
 //!
 //! Every reconciler re-reads the world from the store and is safe to run
 //! twice at once or in two processes; none holds state a restart would lose.
-//! State changes wake the reconcilers at once through an in-process notify,
+//! State changes wake the reconcilers at once through an in-process notify
+//! (and, between servers on PostgreSQL, `LISTEN/NOTIFY`: `wakeups.rs`),
 //! with a slow poll as the fallback.
 
 pub mod agent;
@@ -17,6 +18,9 @@ pub mod diagnose;
 pub mod error;
 pub mod events;
 mod limits;
+pub mod metrics;
+pub mod notify;
+pub mod operations;
 mod prepare;
 pub mod project;
 pub mod queries;
@@ -26,8 +30,13 @@ pub mod remote;
 pub mod requests;
 pub mod scheduler;
 pub mod services;
+pub mod sessions;
+pub mod signature;
+mod sla;
+pub mod smtp;
 pub mod tokens;
 pub mod triggers;
+mod wakeups;
 
 use std::collections::HashMap;
 use std::path::PathBuf;
@@ -114,6 +123,10 @@ struct Inner {
     /// process's built-in agent; lost with this process, their leases
     /// expire and the reaper re-queues them.
     handoff: Mutex<Vec<sluice_store::Claim>>,
+    /// The web session key, read from the store once (`sessions.rs`).
+    session_key: tokio::sync::OnceCell<Vec<u8>>,
+    /// This process's counters and histograms (`metrics.rs`).
+    metrics: metrics::Metrics,
 }
 
 impl std::fmt::Debug for Engine {
@@ -146,6 +159,8 @@ impl Engine {
                 local_tries: Mutex::new(HashMap::new()),
                 interrupting: std::sync::atomic::AtomicBool::new(false),
                 handoff: Mutex::new(Vec::new()),
+                session_key: tokio::sync::OnceCell::new(),
+                metrics: metrics::Metrics::default(),
             }),
         }
     }
@@ -164,6 +179,11 @@ impl Engine {
 
     pub fn config(&self) -> &EngineConfig {
         &self.inner.config
+    }
+
+    /// This process's counters and histograms.
+    pub fn metrics(&self) -> &metrics::Metrics {
+        &self.inner.metrics
     }
 
     pub fn project(&self) -> Arc<Project> {

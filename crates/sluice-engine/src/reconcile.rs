@@ -4,12 +4,14 @@
 //! is harmless: the losing writer's conditional update simply does nothing.
 //!
 //! 1. lost executors and expired leases: the try is lost; retried or failed;
-//! 2. deadlines: run timeouts and SLA misses;
+//! 2. deadlines: run timeouts, SLA misses and SLA risk (`sla.rs`), each
+//!    notified once;
 //! 3. admission: `initial` runs start when pipeline and global limits allow,
 //!    highest priority first;
 //! 4. DAG advance: a block run whose upstreams all ended becomes `queued`,
 //!    `condition_failed`, `upstream_failed` or `cancelled`;
-//! 5. finish: a run whose block runs all ended gets its final status.
+//! 5. finish: a run whose block runs all ended gets its final status;
+//! 6. notifications: due deliveries are sent (`notify.rs`).
 //!
 //! With `fire_schedules` on (a server), the scheduler (`scheduler.rs`) runs
 //! first: due fires of the project's triggers become runs. Then running
@@ -25,6 +27,7 @@ use sluice_core::status::{BlockRunStatus, RunStatus};
 use sluice_store::{BlockRunNext, BlockRunRecord, RunFlag, RunRecord, TryCompletion, TryStatus};
 
 use crate::limits::RunLimits;
+use crate::notify::NotifyEvent;
 use crate::{Engine, Result};
 
 /// The actor recorded when sluice itself cancels a run for its timeout.
@@ -53,6 +56,7 @@ impl Engine {
         changes += self.enforce_deadlines().await?;
         changes += self.admit_runs().await?;
         changes += self.advance_runs().await?;
+        changes += self.send_notifications().await?;
         Ok(Reconciled { changes })
     }
 
@@ -170,6 +174,7 @@ impl Engine {
             match self.store().complete_try(&completion).await {
                 Ok(()) => {
                     changes += 1;
+                    self.metrics().count_lease_expiry();
                     tracing::warn!(try_id = %attempt_try.id, "lease expired; the try is lost");
                 }
                 Err(sluice_store::Error::StaleLease(_)) => {}
@@ -186,10 +191,13 @@ impl Engine {
         for run in self.store().active_runs(ACTIVE_BATCH).await? {
             if run.sla_at.is_some_and(|sla_at| sla_at <= now)
                 && !run.sla_missed
-                && self.store().flag_run(&run.id, RunFlag::SlaMissed).await?
+                && self.flag_sla_missed(&run).await?
             {
                 changes += 1;
                 tracing::warn!(run = %run.id, "the run missed its SLA");
+            }
+            if self.check_sla_risk(&run, now).await? {
+                changes += 1;
             }
             let due = run.status == RunStatus::Running
                 && !run.timed_out
@@ -201,6 +209,10 @@ impl Engine {
                 .pinned_pipeline(&run.pipeline, &run.pipeline_version)
                 .await?;
             let limits = RunLimits::for_run(&spec, &run.invoked_by);
+            let mut timed_out = run.clone();
+            timed_out.timed_out = true;
+            self.raise_notification(&timed_out, NotifyEvent::TimedOut)
+                .await?;
             if self.store().flag_run(&run.id, RunFlag::TimedOut).await? {
                 changes += 1;
                 self.audit(
@@ -471,10 +483,23 @@ impl Engine {
             (RunStatus::Completed, None)
         };
         let now = self.clock().now();
+        let mut run = run.clone();
         if run.sla_at.is_some_and(|sla_at| sla_at < now) && !run.sla_missed {
-            self.store().flag_run(&run.id, RunFlag::SlaMissed).await?;
+            self.flag_sla_missed(&run).await?;
+            run.sla_missed = true;
         }
-        self.end_run(run, RunStatus::Running, status, error).await
+        self.end_run(&run, RunStatus::Running, status, error).await
+    }
+
+    /// Flags a run `sla_missed` and notifies it, once. The notification is
+    /// recorded first, so a stop between the two writes is repaired by the
+    /// next pass; returns whether this call set the flag.
+    async fn flag_sla_missed(&self, run: &RunRecord) -> Result<bool> {
+        let mut missed = run.clone();
+        missed.sla_missed = true;
+        self.raise_notification(&missed, NotifyEvent::SlaMissed)
+            .await?;
+        Ok(self.store().flag_run(&run.id, RunFlag::SlaMissed).await?)
     }
 
     /// Whether an executor is gone: its process no longer exists on this

@@ -199,8 +199,8 @@ impl Engine {
 
     /// Claims a try for a remote agent, waiting up to `wait` (at most
     /// [`MAX_CLAIM_WAIT`]) for one to become claimable: the engine's events
-    /// wake the wait at once, the poll interval catches changes other
-    /// processes made. `None` when nothing came or `stop` fired.
+    /// and wake-ups (other servers' announced changes among them) end the
+    /// wait at once, the poll interval catches what nobody announced. `None` when nothing came or `stop` fired.
     pub async fn claim_remote(
         &self,
         agent: &AgentId,
@@ -223,6 +223,7 @@ impl Engine {
                 lease_expires_at: add(now, self.config().lease_ttl),
             };
             if let Some(claim) = self.store().claim(&request).await? {
+                self.observe_claim(&claim);
                 if let Some(remote) = self.remote_try(claim).await? {
                     return Ok(Some(remote));
                 }
@@ -232,6 +233,8 @@ impl Engine {
                 () = stop.cancelled() => return Ok(None),
                 () = tokio::time::sleep_until(deadline) => return Ok(None),
                 _ = events.recv() => {}
+                // Another server's change, announced through the database.
+                () = self.inner.wake.notified() => {}
                 () = tokio::time::sleep(self.config().poll_interval) => {}
             }
         }
@@ -511,7 +514,12 @@ impl Engine {
             data: ending.data,
             artifacts: ending.artifacts,
         };
-        self.end_try(ended, ending).await
+        let status = self.end_try(ended, ending).await?;
+        if status == BlockRunStatus::Queued {
+            // The retry may be claimed through another server.
+            self.announce_change().await;
+        }
+        Ok(status)
     }
 }
 

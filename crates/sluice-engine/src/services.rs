@@ -287,24 +287,37 @@ impl Engine {
         to: RunStatus,
         error: Option<String>,
     ) -> Result<bool> {
+        let at = self.clock().now();
+        // The notifications of the end are recorded with it, in one
+        // transaction (see `notify.rs`).
+        let mut ended = run.clone();
+        ended.status = to;
+        ended.finished_at = Some(at);
+        ended.error.clone_from(&error);
+        let deliveries = self.end_deliveries(&ended).await?;
         let applied = self
             .store()
-            .transition_run(&RunTransition {
-                id: run.id.clone(),
-                attempt: run.attempt,
-                from,
-                to,
-                at: self.clock().now(),
-                error,
-                timeout_at: None,
-                timed_out: run.timed_out,
-            })
+            .transition_run_notifying(
+                &RunTransition {
+                    id: run.id.clone(),
+                    attempt: run.attempt,
+                    from,
+                    to,
+                    at,
+                    error,
+                    timeout_at: None,
+                    timed_out: run.timed_out,
+                },
+                &deliveries,
+            )
             .await?;
         if applied {
             self.publish(Event::Run {
                 run_id: run.id.clone(),
                 status: to,
             });
+            // Baseline, `slow` and resolved failures (`operations.rs`).
+            self.settle_finished_run(run, to, at).await;
             self.wake();
         }
         Ok(applied)
@@ -420,6 +433,7 @@ impl Engine {
                 sluice_store::Error::Conflict(message) => Error::conflict(message, None),
                 other => Error::Store(other),
             })?;
+        self.metrics().count_retry("run");
         self.audit(
             &request.by,
             "run.retry",

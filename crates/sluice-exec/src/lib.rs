@@ -20,6 +20,7 @@
 mod collect;
 mod error;
 mod group;
+pub mod guardian;
 mod logs;
 mod mask;
 mod prepare;

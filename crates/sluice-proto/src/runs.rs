@@ -66,6 +66,49 @@ pub struct Run {
     /// For a run a schedule started: the end of its window (its fire).
     #[serde(default)]
     pub window_end: Option<Timestamp>,
+    /// It completed slower than its baseline's p95 times `drift.factor`.
+    #[serde(default)]
+    pub slow: bool,
+    /// The duration baseline the run was judged against when it finished:
+    /// the median and p95 of the pipeline's latest completed runs and of
+    /// each of their blocks. Absent before the run finishes, or when no
+    /// earlier run completed.
+    #[serde(default)]
+    pub baseline: Option<RunBaseline>,
+    /// For a failed run: the later attempt or run that completed its work.
+    #[serde(default)]
+    pub resolved: Option<Resolution>,
+}
+
+/// The median and p95 of some durations, in milliseconds.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
+pub struct DurationStats {
+    /// How many durations the figures are taken from.
+    pub samples: u32,
+    pub median_ms: u64,
+    pub p95_ms: u64,
+}
+
+/// A run's duration baseline.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize, ToSchema)]
+pub struct RunBaseline {
+    /// The whole run (its latest attempt, from start to finish).
+    pub run: DurationStats,
+    /// Each block, by id (block runs reused from an earlier attempt are
+    /// left out).
+    pub blocks: BTreeMap<String, DurationStats>,
+    /// The `drift.factor` the run was judged with.
+    pub factor: f64,
+}
+
+/// What resolved a failed run.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
+pub struct Resolution {
+    pub at: Timestamp,
+    /// The run whose completion resolved it: itself (a later attempt) or a
+    /// later run of the same pipeline and window.
+    pub run_id: String,
+    pub attempt: u32,
 }
 
 /// A single run in a response: `{"pipeline_run": {...}}`.
@@ -199,6 +242,12 @@ pub struct RunFilter {
     /// Text in the run id, pipeline, error or a non-secret variable value.
     #[serde(default)]
     pub q: Option<String>,
+    /// Only runs flagged `slow`.
+    #[serde(default)]
+    pub slow: bool,
+    /// Only failed runs that no later attempt or run resolved.
+    #[serde(default)]
+    pub unresolved: bool,
 }
 
 /// What a batch does to each run.

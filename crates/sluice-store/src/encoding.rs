@@ -9,7 +9,7 @@ use serde::Serialize;
 use serde::de::DeserializeOwned;
 use sluice_core::status::{BlockRunStatus, RunStatus};
 
-use crate::{Error, Result, RunWindow, TryStatus};
+use crate::{Error, Resolution, Result, RunWindow, TryStatus};
 
 /// The most rows a listing without its own limit returns; it bounds every
 /// query even where the caller expects "all" (a run's block runs or tries).
@@ -48,6 +48,19 @@ pub(crate) fn run_window(
         scheduled_for: scheduled_for?,
         window_start: window_start?,
         window_end: window_end?,
+    })
+}
+
+/// What resolved a failed run; the three columns are set together.
+pub(crate) fn resolution(
+    at: Option<Timestamp>,
+    run_id: Option<String>,
+    attempt: Option<u32>,
+) -> Option<Resolution> {
+    Some(Resolution {
+        at: at?,
+        run_id: sluice_core::ids::RunId(run_id?),
+        attempt: attempt?,
     })
 }
 

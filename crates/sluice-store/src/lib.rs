@@ -10,10 +10,13 @@
 
 mod backfill;
 pub mod blobs;
+pub mod bulk;
 pub mod conformance;
 mod encoding;
 pub mod model;
+mod notify;
 mod open;
+mod operations;
 pub mod params;
 pub mod postgres;
 mod queue;
@@ -26,7 +29,9 @@ use sluice_core::status::{RunStatus, TransitionError};
 
 pub use backfill::*;
 pub use model::*;
+pub use notify::*;
 pub use open::{Location, open};
+pub use operations::*;
 pub use params::*;
 
 /// A store error.
@@ -54,6 +59,17 @@ pub enum Error {
 }
 
 pub type Result<T, E = Error> = std::result::Result<T, E>;
+
+/// Changes announced by other processes sharing the database (see
+/// [`Store::listen_for_changes`]).
+#[async_trait]
+pub trait ChangeListener: Send {
+    /// Waits for the next announcement. It also returns when the listener
+    /// had to reconnect, since announcements made meanwhile were missed; an
+    /// error (the database is away) is worth a pause and another call,
+    /// which reconnects.
+    async fn next(&mut self) -> Result<()>;
+}
 
 /// The storage interface of the engine. Implementations must be safe to use
 /// from several processes at once (see the crate invariant).
@@ -186,6 +202,18 @@ pub trait Store: Send + Sync + 'static {
     // What a server needs besides the ledger.
     /// Succeeds when the database answers a trivial query.
     async fn ping(&self) -> Result<()>;
+    /// Tells the other processes sharing this database that its state
+    /// changed in a way that may make work claimable or move a run
+    /// (PostgreSQL: `NOTIFY` on the schema's channel). Backends without
+    /// such notifications do nothing; their processes poll.
+    async fn announce_change(&self) -> Result<()> {
+        Ok(())
+    }
+    /// Listens for the changes other processes announce; `None` when the
+    /// backend has no such notifications (SQLite).
+    async fn listen_for_changes(&self) -> Result<Option<Box<dyn ChangeListener>>> {
+        Ok(None)
+    }
     /// How many runs match the query's filters, per status (statuses with
     /// no run are left out). The cursor, order and limit are ignored.
     async fn count_runs_by_status(&self, query: &RunQuery) -> Result<Vec<(RunStatus, u64)>>;
@@ -210,6 +238,15 @@ pub trait Store: Send + Sync + 'static {
         pipeline: &str,
         key: &str,
         request_hash: &str,
+        at: Timestamp,
+    ) -> Result<String>;
+    /// Records `candidate` as the server secret `name` unless one is
+    /// recorded already; returns the secret on record (the caller's when it
+    /// was the first). Every server of a database thus shares one value.
+    async fn reserve_server_secret(
+        &self,
+        name: &str,
+        candidate: &str,
         at: Timestamp,
     ) -> Result<String>;
 
@@ -245,4 +282,64 @@ pub trait Store: Send + Sync + 'static {
     /// Runs of a pipeline whose window ends in the query's range, by window
     /// end then creation (at most 10,000).
     async fn list_window_runs(&self, query: &WindowRunQuery) -> Result<Vec<RunRecord>>;
+
+    // Notifications and SLA risk.
+    /// Records deliveries of notification events in one transaction; a
+    /// delivery already recorded under the same `(run, attempt, event,
+    /// channel)` is left as it is. Returns how many this call added.
+    async fn record_deliveries(&self, deliveries: &[NewDelivery]) -> Result<u32>;
+    /// Applies a run's status change like [`Store::transition_run`] and,
+    /// only when it is applied, records `deliveries` in the same
+    /// transaction, so a run never ends without the notifications of its
+    /// end.
+    async fn transition_run_notifying(
+        &self,
+        change: &RunTransition,
+        deliveries: &[NewDelivery],
+    ) -> Result<bool>;
+    /// Sets the run's `sla_at_risk_at` once; returns whether this call set
+    /// it. [`Error::NotFound`] for an unknown run.
+    async fn mark_sla_at_risk(&self, id: &RunId, at: Timestamp) -> Result<bool>;
+    /// Claims pending deliveries due at `claim.now` that no live claim
+    /// holds, oldest due first, at most `claim.limit`: each is held until
+    /// `claim.claimed_until` and its `attempts` goes up by one. A delivery
+    /// is claimed by one caller only, whatever the number of servers.
+    async fn claim_deliveries(&self, claim: &DeliveryClaim) -> Result<Vec<DeliveryRecord>>;
+    /// Records how a send ended, if the delivery is still pending with the
+    /// `attempts` of the caller's claim; returns whether it was applied.
+    async fn finish_delivery(&self, outcome: &DeliveryOutcome) -> Result<bool>;
+    /// The deliveries of a run (all attempts), in creation order (at most
+    /// 10,000).
+    async fn list_deliveries(&self, run: &RunId) -> Result<Vec<DeliveryRecord>>;
+    /// How long each completed block run took in the latest `runs` completed
+    /// runs of `pipeline` (newest first; blocks reused from an earlier
+    /// attempt are left out): the history the SLA estimate is made from.
+    async fn completed_block_timings(&self, pipeline: &str, runs: u32) -> Result<Vec<BlockTiming>>;
+
+    // Duration baselines, resolved failures and retention.
+    /// The latest completed runs of a pipeline that finished at or before
+    /// `query.finished_before` (without `query.exclude`), newest first, with
+    /// the duration of their latest attempt and of each block run of it
+    /// that completed by running.
+    async fn duration_history(&self, query: &DurationHistoryQuery) -> Result<Vec<RunDurations>>;
+    /// Records a finished run's baseline and `slow` verdict while
+    /// `record.attempt` is still its latest attempt; returns whether it was
+    /// recorded.
+    async fn record_baseline(&self, record: &BaselineRecord) -> Result<bool>;
+    /// Marks the failures a completed run resolves: the run itself when an
+    /// earlier attempt of it failed, and the failed runs of the same
+    /// pipeline and window that finished before it. A run already resolved
+    /// keeps its resolution. Returns the runs this call marked.
+    async fn resolve_failures(&self, resolving: &ResolvingRun) -> Result<Vec<RunId>>;
+    /// Finished runs of a pipeline created before `query.created_before`,
+    /// leaving out its latest `query.keep_last` runs, oldest first.
+    async fn expired_runs(&self, query: &ExpiredRunQuery) -> Result<Vec<RunRecord>>;
+    /// Deletes a finished run with its attempts, block runs, tries, log
+    /// chunks, artifacts and notification deliveries, and appends
+    /// `purge.audit`, in one transaction. Returns the digests of the blobs
+    /// its rows referenced, or `None` when the run does not exist or is not
+    /// finished (then nothing is written).
+    async fn purge_run(&self, purge: &RunPurge) -> Result<Option<PurgedRun>>;
+    /// Whether an artifact or a block run's data output references the blob.
+    async fn blob_referenced(&self, sha256: &str) -> Result<bool>;
 }

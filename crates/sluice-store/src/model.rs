@@ -54,6 +54,9 @@ pub struct RunRecord {
     pub timeout_at: Option<Timestamp>,
     /// When the run misses its SLA, counted from its creation.
     pub sla_at: Option<Timestamp>,
+    /// When the run's estimated finish first passed `sla_at` while it was
+    /// still running; `None` when it never did.
+    pub sla_at_risk_at: Option<Timestamp>,
     pub idempotency_key: Option<String>,
     /// The executor driving the run in embedded mode (`sluice run`); `None`
     /// when a server drives it.
@@ -62,6 +65,60 @@ pub struct RunRecord {
     pub block_concurrency: Option<u32>,
     /// The fire and window of a run a schedule started; `None` otherwise.
     pub window: Option<RunWindow>,
+    /// It completed slower than its baseline's p95 times `drift.factor`.
+    pub slow: bool,
+    /// The duration baseline recorded when the run finished.
+    pub baseline: Option<RunBaseline>,
+    /// The later attempt or run that completed what this failed run did not.
+    pub resolved: Option<Resolution>,
+}
+
+/// The median and p95 of a set of durations, in milliseconds.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct DurationStats {
+    /// How many durations the figures are taken from.
+    pub samples: u32,
+    pub median_ms: u64,
+    pub p95_ms: u64,
+}
+
+/// The durations of a pipeline's latest completed runs, as a run was judged
+/// against them when it finished.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct RunBaseline {
+    /// The whole run (its latest attempt, from start to finish).
+    pub run: DurationStats,
+    /// Each block that ran in those runs (reused block runs left out).
+    pub blocks: BTreeMap<String, DurationStats>,
+    /// The `drift.factor` the run was judged with.
+    pub factor: f64,
+}
+
+/// What resolved a failed run: the run and attempt that completed later.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Resolution {
+    pub at: Timestamp,
+    pub run_id: RunId,
+    pub attempt: u32,
+}
+
+/// The durations of one completed run, for baselines.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct RunDurations {
+    pub run_id: RunId,
+    /// The run's latest attempt, from start to finish, in milliseconds.
+    pub run_ms: u64,
+    /// Each block run of that attempt that completed by running (not
+    /// reused), by block, in milliseconds.
+    pub blocks: Vec<(String, u64)>,
+}
+
+/// A finished run that retention deleted, with the blobs its rows
+/// referenced (each may still be referenced by another run).
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct PurgedRun {
+    pub id: RunId,
+    pub blobs: Vec<String>,
 }
 
 /// The fire a scheduled run stands for and the window of time it covers

@@ -212,6 +212,10 @@ pub struct RunQuery {
     /// Runs whose id, pipeline, error or a non-secret variable value
     /// contains this text (ASCII letters compared without case).
     pub text: Option<String>,
+    /// Only runs flagged `slow`.
+    pub slow: bool,
+    /// Only failed runs that no later attempt or run resolved.
+    pub unresolved: bool,
     pub order: Order,
     /// Runs per page, between 1 and 1,000 (other values are clamped).
     pub limit: u32,

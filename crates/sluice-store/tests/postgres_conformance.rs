@@ -171,12 +171,23 @@ conformance_cases!(
     artifact_search,
     api_tokens,
     idempotency_keys,
+    server_secrets,
+    notification_deliveries,
+    expired_delivery_claims,
+    concurrent_delivery_claims_are_exclusive,
+    run_end_with_deliveries,
+    sla_risk_marks,
+    completed_block_timings,
     trigger_fires,
     trigger_pauses,
     backfills,
     window_runs,
     queue_moves,
     executor_listing,
+    duration_history,
+    baselines_and_slow_runs,
+    resolved_failures,
+    retention_purges,
 );
 
 /// Two stores, each with its own pool, on one schema stand for two servers
@@ -255,6 +266,32 @@ async fn open_picks_postgres_for_its_url() {
         .await
         .unwrap();
         assert_eq!(stored, 1);
+    })
+    .await;
+}
+
+/// History bulk-loaded into a schema reads back through the store.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn bulk_history() {
+    with_database("bulk_history", |database| async move {
+        let schema = database.create_schema().await;
+        let options = database.options.clone().options([("search_path", &schema)]);
+        let loader = sluice_store::bulk::HistoryLoader::postgres(options)
+            .await
+            .expect("a history loader");
+        conformance::bulk_history(database.open(&schema).await, loader).await;
+    })
+    .await;
+}
+
+/// A change announced by one server wakes the others on the same schema.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn changes_reach_other_stores() {
+    with_database("changes_reach_other_stores", |database| async move {
+        let schema = database.create_schema().await;
+        let first = database.open(&schema).await;
+        let second = database.open(&schema).await;
+        conformance::changes_reach_other_stores(first, second).await;
     })
     .await;
 }

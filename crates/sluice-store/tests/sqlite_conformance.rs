@@ -53,12 +53,23 @@ conformance_cases!(
     artifact_search,
     api_tokens,
     idempotency_keys,
+    server_secrets,
+    notification_deliveries,
+    expired_delivery_claims,
+    concurrent_delivery_claims_are_exclusive,
+    run_end_with_deliveries,
+    sla_risk_marks,
+    completed_block_timings,
     trigger_fires,
     trigger_pauses,
     backfills,
     window_runs,
     queue_moves,
     executor_listing,
+    duration_history,
+    baselines_and_slow_runs,
+    resolved_failures,
+    retention_purges,
 );
 
 /// Two stores on one file stand for a `sluice up` and a `sluice run`
@@ -129,4 +140,25 @@ async fn opens_a_new_file_from_two_stores_at_once() {
             .unwrap()
             .is_some()
     );
+}
+
+/// History bulk-loaded into the file reads back through the store.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn bulk_history() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("sluice.db");
+    let loader = sluice_store::bulk::HistoryLoader::sqlite(&path)
+        .await
+        .expect("a history loader");
+    conformance::bulk_history(open(&path).await, loader).await;
+}
+
+/// SQLite has no announcements between processes: they poll.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn changes_reach_other_stores() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("sluice.db");
+    let first = open(&path).await;
+    let second = open(&path).await;
+    conformance::changes_reach_other_stores(first, second).await;
 }

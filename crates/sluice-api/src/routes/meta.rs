@@ -1,8 +1,7 @@
-//! Probes, the placeholder home page and the OpenAPI document.
+//! Probes and the OpenAPI document.
 
 use axum::Json;
 use axum::extract::State;
-use axum::response::Html;
 use sluice_proto::{ErrorBody, Health};
 use utoipa::OpenApi;
 
@@ -27,32 +26,6 @@ pub async fn readyz(State(state): State<AppState>) -> ApiResult<Json<Health>> {
     Ok(Json(Health {
         status: "ok".to_owned(),
     }))
-}
-
-/// A placeholder page until the web UI lands.
-#[utoipa::path(get, path = "/", tag = "meta",
-    responses((status = 200, description = "An HTML page", content_type = "text/html", body = String)))]
-pub async fn index(State(state): State<AppState>) -> Html<String> {
-    let project = state.engine.project();
-    let pipelines: String = project
-        .pipelines
-        .keys()
-        .map(|name| format!("<li><code>{}</code></li>", escape(name)))
-        .collect();
-    Html(format!(
-        "<!doctype html>\n<html lang=\"en\"><head><meta charset=\"utf-8\"><title>sluice</title></head>\n\
-         <body><h1>sluice</h1>\n<p>The web UI is not here yet. The REST API is under \
-         <a href=\"/api/pipeline_runs\"><code>/api</code></a>; its OpenAPI document is \
-         <a href=\"/api/openapi.json\"><code>/api/openapi.json</code></a>.</p>\n\
-         <h2>Pipelines</h2><ul>{pipelines}</ul></body></html>\n"
-    ))
-}
-
-fn escape(text: &str) -> String {
-    text.replace('&', "&amp;")
-        .replace('<', "&lt;")
-        .replace('>', "&gt;")
-        .replace('"', "&quot;")
 }
 
 /// This document.

@@ -11,6 +11,7 @@ pub mod export;
 pub mod hooks;
 pub mod live;
 pub mod meta;
+pub mod metrics;
 pub mod pipelines;
 pub mod queue;
 pub mod runs;

@@ -81,6 +81,8 @@ pub fn query_filter(params: &mut QueryParams) -> ApiResult<RunFilter> {
         finished_after: params.timestamp("finished_after")?,
         finished_before: params.timestamp("finished_before")?,
         q: params.one("q")?,
+        slow: params.flag("slow")?,
+        unresolved: params.flag("unresolved")?,
     })
 }
 
@@ -137,6 +139,8 @@ pub fn run_query(filter: &RunFilter) -> ApiResult<RunQuery> {
         finished_after: filter.finished_after,
         finished_before: filter.finished_before,
         text: filter.q.as_deref().map(str::trim).map(str::to_owned),
+        slow: filter.slow,
+        unresolved: filter.unresolved,
         order: Order::NewestFirst,
         limit: MAX_PAGE,
         cursor: None,
@@ -168,6 +172,8 @@ pub fn parse_order(params: &mut QueryParams) -> ApiResult<Order> {
         ("finished_after" = Option<String>, Query, description = "Finished at or after (RFC 3339)"),
         ("finished_before" = Option<String>, Query, description = "Finished before (RFC 3339)"),
         ("q" = Option<String>, Query, description = "Text in the run id, pipeline, error or a non-secret variable value (ASCII letters without case)"),
+        ("slow" = Option<bool>, Query, description = "Only runs flagged `slow` (slower than their baseline's p95 times `drift.factor`)"),
+        ("unresolved" = Option<bool>, Query, description = "Only failed runs that no later attempt or run of the same window resolved"),
         ("order" = Option<String>, Query, description = "`newest` (default) or `oldest`"),
         ("limit" = Option<u32>, Query, description = "Runs per page, 1 to 500 (default 50)"),
         ("next_cursor" = Option<String>, Query, description = "The `next_cursor` of the previous page"),

@@ -3,6 +3,7 @@
 pub mod agent;
 pub mod backfill;
 pub mod diagnose;
+pub mod gc;
 pub mod logs;
 pub mod queue;
 pub mod remote;

@@ -84,6 +84,7 @@ impl FilterArgs<'_> {
             text: self.text.cloned(),
             after,
             before,
+            ..RunFilter::default()
         })
     }
 }
@@ -106,6 +107,11 @@ pub async fn list(args: ListArgs) -> CommandResult {
         before: args.before.as_ref(),
     }
     .check()?;
+    let filter = RunFilter {
+        slow: args.slow,
+        unresolved: args.unresolved,
+        ..filter
+    };
     let backend = Backend::open(&args.server, &args.project).await?;
     let page = backend.list_runs(&filter, args.limit, None).await?;
     render::print_runs(&page.runs, args.output)?;

@@ -20,11 +20,14 @@ pub async fn up(args: UpArgs) -> CommandResult {
                 Some("write a duration like 30s or 2m".to_owned()),
             )
         })?;
+    super::gc::check_retention_days(args.retention_days)?;
     let lease_ttl = parse_duration("--lease-ttl", &args.lease_ttl)?;
+    let poll_interval = parse_duration("--poll-interval", &args.poll_interval)?;
     let labels = parse_labels(&args.labels)?;
     let project = context::load_project(&args.project.dir())?;
     let engine = context::open_server_on(project, args.database.database.as_deref(), |config| {
         config.lease_ttl = lease_ttl;
+        config.poll_interval = poll_interval;
     })
     .await?;
     let options = ServeOptions {
@@ -33,10 +36,12 @@ pub async fn up(args: UpArgs) -> CommandResult {
         drain_grace: drain_grace.0,
         local_agent: !args.no_local_agent,
         labels,
+        retention_days: args.retention_days,
     };
     let server = Server::bind(engine.clone(), options)
         .await
-        .map_err(serve_failure)?;
+        .map_err(serve_failure)?
+        .with_pages(sluice_web::router(engine.clone(), args.auth));
     let addr = server.local_addr().map_err(serve_failure)?;
     eprintln!(
         "sluice is serving {} on http://{addr} ({})",

@@ -184,3 +184,85 @@ pub fn sleep_marker() -> String {
         .subsec_nanos();
     format!("1000.{:09}", nanos.max(1))
 }
+
+/// The PostgreSQL test database (`SLUICE_TEST_DATABASE_URL`), or `None`
+/// with a line saying so when it is not configured; CI sets
+/// `SLUICE_REQUIRE_POSTGRES=1` to make its absence a failure.
+pub fn postgres_url(test: &str) -> Option<String> {
+    match std::env::var("SLUICE_TEST_DATABASE_URL") {
+        Ok(url) if !url.is_empty() => Some(url),
+        _ if std::env::var("SLUICE_REQUIRE_POSTGRES").as_deref() == Ok("1") => {
+            panic!("{test}: SLUICE_REQUIRE_POSTGRES=1 but SLUICE_TEST_DATABASE_URL is not set")
+        }
+        _ => {
+            eprintln!("skipped {test}: SLUICE_TEST_DATABASE_URL is not set");
+            None
+        }
+    }
+}
+
+/// Runs one statement with `psql`, failing the test if it fails.
+pub fn psql(url: &str, sql: &str) -> String {
+    let output = Command::new("psql")
+        .args([url, "-v", "ON_ERROR_STOP=1", "-q", "-At", "-c", sql])
+        .output()
+        .expect("psql runs");
+    assert!(
+        output.status.success(),
+        "psql {sql}: {}",
+        String::from_utf8_lossy(&output.stderr)
+    );
+    String::from_utf8_lossy(&output.stdout).trim().to_owned()
+}
+
+/// A schema of its own in the PostgreSQL test database, dropped when the
+/// test ends. `database` is the URL a server or command opens: the test
+/// database with the schema as its search path.
+pub struct PgSchema {
+    pub url: String,
+    pub name: String,
+    pub database: String,
+}
+
+impl PgSchema {
+    /// A fresh schema, or `None` when PostgreSQL is not configured (see
+    /// [`postgres_url`]).
+    pub fn create(test: &str) -> Option<PgSchema> {
+        let url = postgres_url(test)?;
+        let nanos = std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .unwrap()
+            .as_nanos();
+        let name = format!(
+            "sluice_t_{}_{}",
+            std::process::id(),
+            nanos % 1_000_000_000_000
+        );
+        psql(&url, &format!("CREATE SCHEMA {name}"));
+        let separator = if url.contains('?') { '&' } else { '?' };
+        let database = format!("{url}{separator}options=-c%20search_path%3D{name}");
+        Some(PgSchema {
+            url,
+            name,
+            database,
+        })
+    }
+
+    /// The result of `sql` (one value per line) in this schema.
+    pub fn query(&self, sql: &str) -> String {
+        psql(&self.database, sql)
+    }
+}
+
+impl Drop for PgSchema {
+    fn drop(&mut self) {
+        let _ = Command::new("psql")
+            .args([
+                self.url.as_str(),
+                "-q",
+                "-c",
+                &format!("DROP SCHEMA IF EXISTS {} CASCADE", self.name),
+            ])
+            .output();
+    }
+}

@@ -14,6 +14,8 @@
 
 mod block;
 mod graph;
+mod notify;
+mod operations;
 mod place;
 mod project;
 mod raw;
@@ -34,6 +36,8 @@ use crate::expr::Expr;
 use crate::template::Template;
 use crate::vars::{ResolvedVariables, VariableLayer, VariablesError};
 
+pub use self::notify::{ChannelSpec, NotifyEvent, NotifySpec, parse_smtp_url};
+pub use self::operations::{DriftPolicy, RetentionPolicy};
 pub use self::span::Position;
 pub use self::suggest::closest;
 pub use crate::schedule::{check_cron, cron_parser};
@@ -87,6 +91,13 @@ pub struct Pipeline {
     /// In topological order, ties broken by file order.
     pub blocks: Vec<Block>,
     pub triggers: Vec<TriggerSpec>,
+    /// The duration baseline and the `slow` rule (`drift:`).
+    pub drift: DriftPolicy,
+    /// How long finished runs are kept (`retention:`); `None` leaves it to
+    /// the server's default.
+    pub retention: Option<RetentionPolicy>,
+    /// Where notifications of its runs go (`notify:`).
+    pub notify: NotifySpec,
 }
 
 /// A declared variable.
@@ -276,6 +287,8 @@ pub struct TriggerSpec {
     pub timeout: Option<Duration>,
     pub timeout_status: Option<TimeoutStatus>,
     pub sla: Option<Duration>,
+    /// Merged over the pipeline's `notify:` for runs of this trigger.
+    pub notify: NotifySpec,
     /// Variable name → JSON pointer into the request body.
     pub variables_from: BTreeMap<String, String>,
     /// Where the trigger's `name` is written.

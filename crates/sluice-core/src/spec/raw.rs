@@ -17,6 +17,8 @@ use serde::de::{self, MapAccess, SeqAccess, Visitor};
 use serde::{Deserialize, Deserializer};
 use serde_json::Value;
 
+use super::notify::RawNotify;
+use super::operations::{RawDrift, RawRetention};
 use super::span::Sp;
 use super::{Backoff, Catchup, OnLimit, TimeoutStatus, WebhookScheme};
 
@@ -77,6 +79,17 @@ pub(crate) struct RawPipeline {
     pub blocks: Option<Sp<RawMap<RawBlock>>>,
     /// What starts runs of this pipeline besides a manual run.
     pub triggers: Option<Vec<Sp<RawTrigger>>>,
+    /// The duration baseline and when a run is flagged `slow`, such as
+    /// `{runs: 20, factor: 1.5, min_runs: 5}` (the defaults).
+    pub drift: Option<Sp<RawDrift>>,
+    /// How long finished runs are kept, such as `{days: 30, keep_last: 10}`.
+    /// Without it, the server's default applies (`--retention-days`), else
+    /// every run is kept.
+    pub retention: Option<Sp<RawRetention>>,
+    /// Where notifications of this pipeline's runs go: named `channels`
+    /// (a signed `webhook`, a `slack` incoming webhook, or email over
+    /// `smtp`) and, under `on`, which events go to which channels.
+    pub notify: Option<Sp<RawNotify>>,
 }
 
 /// One block: exactly one of `run`, `script` or `pipeline`, plus optional
@@ -294,6 +307,10 @@ pub(crate) struct RawTrigger {
     pub timeout_status: Option<TimeoutStatus>,
     /// Overrides the pipeline's `sla` for runs of this trigger.
     pub sla: Option<Sp<DurationText>>,
+    /// Merged over the pipeline's `notify` for runs of this trigger: its
+    /// channels are added, and its `on` and `attempts` replace the
+    /// pipeline's.
+    pub notify: Option<Sp<RawNotify>>,
 }
 
 /// `api`: `true`, or settings.

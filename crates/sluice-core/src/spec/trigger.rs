@@ -20,6 +20,7 @@ pub(super) fn triggers(
     checker: &mut Checker<'_>,
     raw: Vec<Sp<RawTrigger>>,
     variables: &BTreeMap<String, VariableSpec>,
+    channels: &[String],
 ) -> Vec<TriggerSpec> {
     let mut seen: HashMap<String, ()> = HashMap::new();
     let mut triggers = Vec::new();
@@ -34,7 +35,7 @@ pub(super) fn triggers(
                 Some("trigger names must be unique within a pipeline".to_owned()),
             );
         }
-        if let Some(spec) = check(checker, trigger.value, variables) {
+        if let Some(spec) = check(checker, trigger.value, variables, channels) {
             triggers.push(spec);
         }
     }
@@ -45,6 +46,7 @@ fn check(
     checker: &mut Checker<'_>,
     raw: RawTrigger,
     variables: &BTreeMap<String, VariableSpec>,
+    channels: &[String],
 ) -> Option<TriggerSpec> {
     let this = format!("trigger `{}`", raw.name.value);
     let kinds: Vec<(&str, super::Position)> = [
@@ -151,6 +153,11 @@ fn check(
         .sla
         .as_ref()
         .and_then(|sla| checker.duration(sla, &format!("`sla` of {this}"), Zero::Refused));
+    let notify = checker.notify(
+        raw.notify.as_ref(),
+        &format!("`notify` of {this}"),
+        channels,
+    );
     let max_catchup = match &raw.max_catchup {
         Some(cap) if cap.value == 0 || cap.value > MAX_CATCHUP => {
             let hint = if cap.value == 0 {
@@ -186,6 +193,7 @@ fn check(
         timeout,
         timeout_status: raw.timeout_status,
         sla,
+        notify,
         variables_from,
         position: raw.name.pos,
     })

@@ -292,7 +292,16 @@ pub(super) fn pipeline(
             Vec::new()
         }
     };
-    let triggers = trigger::triggers(&mut checker, raw.triggers.unwrap_or_default(), &variables);
+    let notify = checker.notify(raw.notify.as_ref(), "`notify`", &[]);
+    let channels: Vec<String> = notify.channels.keys().cloned().collect();
+    let triggers = trigger::triggers(
+        &mut checker,
+        raw.triggers.unwrap_or_default(),
+        &variables,
+        &channels,
+    );
+    let drift = checker.drift(raw.drift.as_ref());
+    let retention = checker.retention(raw.retention.as_ref());
     let diagnostics = checker.finish();
     if !diagnostics.is_empty() {
         return Err(diagnostics);
@@ -318,6 +327,9 @@ pub(super) fn pipeline(
         retries,
         blocks,
         triggers,
+        drift,
+        retention,
+        notify,
     })
 }
 

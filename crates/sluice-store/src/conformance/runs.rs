@@ -121,10 +121,14 @@ pub async fn create_and_get_run(store: Arc<dyn Store>) {
         sla_missed: false,
         timeout_at: None,
         sla_at: Some(at(3_600)),
+        sla_at_risk_at: None,
         idempotency_key: Some("2024-01-01".to_owned()),
         owner: Some(ExecutorId::from("cli-1")),
         block_concurrency: Some(3),
         window: run.window,
+        slow: false,
+        baseline: None,
+        resolved: None,
     };
     assert_eq!(store.get_run(&run.id).await.unwrap(), Some(expected));
     assert_eq!(store.get_run(&RunId::from("missing")).await.unwrap(), None);

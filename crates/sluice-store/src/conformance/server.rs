@@ -172,6 +172,25 @@ pub async fn idempotency_keys(store: Arc<dyn Store>) {
     assert_eq!(other_pipeline, "hash-b");
 }
 
+/// The first value of a server secret stays on record; names are apart.
+pub async fn server_secrets(store: Arc<dyn Store>) {
+    let first = store
+        .reserve_server_secret("session-key", "aaaa", at(0))
+        .await
+        .unwrap();
+    assert_eq!(first, "aaaa");
+    let second = store
+        .reserve_server_secret("session-key", "bbbb", at(1))
+        .await
+        .unwrap();
+    assert_eq!(second, "aaaa", "a second server must get the first value");
+    let other = store
+        .reserve_server_secret("other-key", "cccc", at(1))
+        .await
+        .unwrap();
+    assert_eq!(other, "cccc");
+}
+
 /// Listings filter by start and finish windows and search id, pipeline,
 /// error and non-secret variable values, never secret ones; counts follow.
 pub async fn run_search_and_windows(store: Arc<dyn Store>) {

@@ -125,8 +125,9 @@ macro_rules! run_columns {
     () => {
         "id, pipeline, status, attempt, priority, invoked_by, tags, variables, \
          pipeline_version, created_at, started_at, finished_at, error, cancel_requested_at, \
-         cancel_requested_by, timed_out, sla_missed, timeout_at, sla_at, idempotency_key, owner, \
-         block_concurrency, scheduled_for, window_start, window_end"
+         cancel_requested_by, timed_out, sla_missed, timeout_at, sla_at, sla_at_risk_at, \
+         idempotency_key, owner, block_concurrency, scheduled_for, window_start, window_end, \
+         slow, baseline, resolved_at, resolved_by_run, resolved_by_attempt"
     };
 }
 
@@ -186,6 +187,7 @@ pub(super) fn run_from_row(row: &PgRow) -> Result<RunRecord> {
         sla_missed: get(row, "sla_missed")?,
         timeout_at: get_opt_timestamp(row, "timeout_at")?,
         sla_at: get_opt_timestamp(row, "sla_at")?,
+        sla_at_risk_at: get_opt_timestamp(row, "sla_at_risk_at")?,
         idempotency_key: get(row, "idempotency_key")?,
         owner: get::<Option<String>>(row, "owner")?.map(ExecutorId),
         block_concurrency: get_opt_narrow(row, "block_concurrency")?,
@@ -193,6 +195,13 @@ pub(super) fn run_from_row(row: &PgRow) -> Result<RunRecord> {
             get_opt_timestamp(row, "scheduled_for")?,
             get_opt_timestamp(row, "window_start")?,
             get_opt_timestamp(row, "window_end")?,
+        ),
+        slow: get(row, "slow")?,
+        baseline: get_opt_json(row, "baseline")?,
+        resolved: encoding::resolution(
+            get_opt_timestamp(row, "resolved_at")?,
+            get::<Option<String>>(row, "resolved_by_run")?,
+            get_opt_narrow(row, "resolved_by_attempt")?,
         ),
     })
 }

@@ -25,8 +25,11 @@ mod agents;
 mod audit;
 mod backfills;
 mod blocks;
+mod changes;
 mod codec;
 mod logs;
+mod notify;
+mod operations;
 mod queue;
 mod run_list;
 mod runs;
@@ -82,13 +85,30 @@ const MIGRATIONS: &[(i64, &str, &str)] = &[
         "queue",
         include_str!("../../migrations/postgres/0005_queue.sql"),
     ),
+    (
+        6,
+        "notify",
+        include_str!("../../migrations/postgres/0006_notify.sql"),
+    ),
+    (
+        7,
+        "operations",
+        include_str!("../../migrations/postgres/0007_operations.sql"),
+    ),
+    (
+        8,
+        "server_secret",
+        include_str!("../../migrations/postgres/0008_server_secret.sql"),
+    ),
 ];
 
 /// Connections of one store's pool.
 const MAX_CONNECTIONS: u32 = 10;
 /// How long a caller waits for a free connection before the database is
-/// reported unavailable.
-const ACQUIRE_TIMEOUT: Duration = Duration::from_secs(30);
+/// reported unavailable. While the database is away, every request waits
+/// this long for its 503, so it stays short; the pool replaces broken
+/// connections (it checks each before handing it out) once it is back.
+const ACQUIRE_TIMEOUT: Duration = Duration::from_secs(5);
 /// How often a transaction that lost a race is run again.
 const CONFLICT_RETRIES: u32 = 4;
 /// The first pause before such a retry; each further pause doubles it.
@@ -97,6 +117,8 @@ const CONFLICT_BACKOFF: Duration = Duration::from_millis(10);
 /// The PostgreSQL implementation of [`Store`].
 pub struct PostgresStore {
     pool: PgPool,
+    /// The channel of change announcements of this store's schema.
+    channel: String,
 }
 
 impl PostgresStore {
@@ -119,8 +141,12 @@ impl PostgresStore {
             .connect_with(options)
             .await
             .db()?;
-        let store = PostgresStore { pool };
+        let mut store = PostgresStore {
+            pool,
+            channel: String::new(),
+        };
         store.migrate().await?;
+        store.channel = changes::channel(&store.pool).await?;
         Ok(store)
     }
 
@@ -209,7 +235,7 @@ impl Store for PostgresStore {
     }
 
     async fn transition_run(&self, change: &RunTransition) -> Result<bool> {
-        runs::transition_run(self, change).await
+        runs::transition_run(self, change, &[]).await
     }
 
     async fn request_cancel(&self, id: &RunId, by: &str, at: Timestamp) -> Result<bool> {
@@ -350,6 +376,14 @@ impl Store for PostgresStore {
         server::ping(self).await
     }
 
+    async fn announce_change(&self) -> Result<()> {
+        changes::announce(self).await
+    }
+
+    async fn listen_for_changes(&self) -> Result<Option<Box<dyn crate::ChangeListener>>> {
+        changes::listen(self).await.map(Some)
+    }
+
     async fn count_runs_by_status(&self, query: &RunQuery) -> Result<Vec<(RunStatus, u64)>> {
         run_list::count_runs_by_status(self, query).await
     }
@@ -386,6 +420,15 @@ impl Store for PostgresStore {
         at: Timestamp,
     ) -> Result<String> {
         server::reserve_idempotency_key(self, pipeline, key, request_hash, at).await
+    }
+
+    async fn reserve_server_secret(
+        &self,
+        name: &str,
+        candidate: &str,
+        at: Timestamp,
+    ) -> Result<String> {
+        server::reserve_server_secret(self, name, candidate, at).await
     }
 
     async fn list_trigger_states(&self) -> Result<Vec<crate::TriggerState>> {
@@ -433,5 +476,71 @@ impl Store for PostgresStore {
 
     async fn list_window_runs(&self, query: &crate::WindowRunQuery) -> Result<Vec<RunRecord>> {
         backfills::list_window_runs(self, query).await
+    }
+
+    async fn record_deliveries(&self, deliveries: &[crate::NewDelivery]) -> Result<u32> {
+        notify::record_deliveries(self, deliveries).await
+    }
+
+    async fn transition_run_notifying(
+        &self,
+        change: &RunTransition,
+        deliveries: &[crate::NewDelivery],
+    ) -> Result<bool> {
+        runs::transition_run(self, change, deliveries).await
+    }
+
+    async fn mark_sla_at_risk(&self, id: &RunId, at: Timestamp) -> Result<bool> {
+        notify::mark_sla_at_risk(self, id, at).await
+    }
+
+    async fn claim_deliveries(
+        &self,
+        claim: &crate::DeliveryClaim,
+    ) -> Result<Vec<crate::DeliveryRecord>> {
+        notify::claim_deliveries(self, claim).await
+    }
+
+    async fn finish_delivery(&self, outcome: &crate::DeliveryOutcome) -> Result<bool> {
+        notify::finish_delivery(self, outcome).await
+    }
+
+    async fn list_deliveries(&self, run: &RunId) -> Result<Vec<crate::DeliveryRecord>> {
+        notify::list_deliveries(self, run).await
+    }
+
+    async fn completed_block_timings(
+        &self,
+        pipeline: &str,
+        runs: u32,
+    ) -> Result<Vec<crate::BlockTiming>> {
+        notify::completed_block_timings(self, pipeline, runs).await
+    }
+
+    async fn duration_history(
+        &self,
+        query: &crate::DurationHistoryQuery,
+    ) -> Result<Vec<crate::RunDurations>> {
+        operations::duration_history(self, query).await
+    }
+
+    async fn record_baseline(&self, record: &crate::BaselineRecord) -> Result<bool> {
+        operations::record_baseline(self, record).await
+    }
+
+    async fn resolve_failures(&self, resolving: &crate::ResolvingRun) -> Result<Vec<RunId>> {
+        operations::resolve_failures(self, resolving).await
+    }
+
+    async fn expired_runs(&self, query: &crate::ExpiredRunQuery) -> Result<Vec<RunRecord>> {
+        operations::expired_runs(self, query).await
+    }
+
+    async fn purge_run(&self, purge: &crate::RunPurge) -> Result<Option<crate::PurgedRun>> {
+        operations::purge_run(self, purge).await
+    }
+
+    async fn blob_referenced(&self, sha256: &str) -> Result<bool> {
+        operations::blob_referenced(self, sha256).await
     }
 }

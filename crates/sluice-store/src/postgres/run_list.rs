@@ -256,6 +256,14 @@ fn push_extra_filters(sql: &mut Sql, query: &RunQuery) {
             sql.push(&format!(" AND {condition} {placeholder}"));
         }
     }
+    // Written as the partial indexes' conditions, so that PostgreSQL can
+    // walk them.
+    if query.slow {
+        sql.push(" AND r.slow");
+    }
+    if query.unresolved {
+        sql.push(" AND r.status = 'failed' AND r.resolved_at IS NULL");
+    }
     if let Some(text) = query.text.as_deref().filter(|text| !text.is_empty()) {
         // Secret values are stored (blocks need them) but never searched:
         // a match would tell a caller what a secret contains. `lower` of

@@ -11,9 +11,11 @@ use sqlx::postgres::PgRow;
 use super::PostgresStore;
 use super::blocks::insert_block_runs;
 use super::codec::{self, DbResultExt, attempt_columns, get, run_columns};
+use super::notify::insert_deliveries;
 use crate::encoding::{MAX_ROWS, micros, opt_micros, to_json};
 use crate::{
-    AttemptRecord, CreatedRun, Error, NewAttempt, NewRun, Result, RunFlag, RunRecord, RunTransition,
+    AttemptRecord, CreatedRun, Error, NewAttempt, NewDelivery, NewRun, Result, RunFlag, RunRecord,
+    RunTransition,
 };
 
 pub(super) async fn put_pipeline_version(
@@ -178,12 +180,24 @@ pub(super) async fn fetch_run(conn: &mut PgConnection, id: &RunId) -> Result<Opt
     row.as_ref().map(codec::run_from_row).transpose()
 }
 
-pub(super) async fn transition_run(store: &PostgresStore, change: &RunTransition) -> Result<bool> {
+/// Applies a run's status change and, when it is applied, records the
+/// deliveries of the notifications it raises, in one transaction.
+pub(super) async fn transition_run(
+    store: &PostgresStore,
+    change: &RunTransition,
+    deliveries: &[NewDelivery],
+) -> Result<bool> {
     change.from.check_transition(change.to)?;
-    store.write(|| transition_run_once(store, change)).await
+    store
+        .write(|| transition_run_once(store, change, deliveries))
+        .await
 }
 
-async fn transition_run_once(store: &PostgresStore, change: &RunTransition) -> Result<bool> {
+async fn transition_run_once(
+    store: &PostgresStore,
+    change: &RunTransition,
+    deliveries: &[NewDelivery],
+) -> Result<bool> {
     let mut tx = store.begin().await?;
     let at = micros(change.at);
     let terminal = change.to.is_terminal();
@@ -232,6 +246,7 @@ async fn transition_run_once(store: &PostgresStore, change: &RunTransition) -> R
     .execute(&mut *tx)
     .await
     .db()?;
+    insert_deliveries(&mut tx, deliveries).await?;
     tx.commit().await.db()?;
     Ok(true)
 }

@@ -13,12 +13,19 @@ use crate::{ApiTokenRecord, ArtifactQuery, ArtifactRecord, Error, NewApiToken, R
 /// The most artifacts one search returns.
 const MAX_ARTIFACTS: u32 = 1_000;
 
+/// How long a readiness probe waits for the database: a probe must answer
+/// while the database is away, not after the pool gave up connecting.
+const PING_TIMEOUT: std::time::Duration = std::time::Duration::from_secs(2);
+
 pub(super) async fn ping(store: &PostgresStore) -> Result<()> {
-    sqlx::query_scalar::<_, i32>("SELECT 1")
-        .fetch_one(&store.pool)
-        .await
-        .db()?;
-    Ok(())
+    let query = sqlx::query_scalar::<_, i32>("SELECT 1").fetch_one(&store.pool);
+    match tokio::time::timeout(PING_TIMEOUT, query).await {
+        Ok(answer) => {
+            answer.db()?;
+            Ok(())
+        }
+        Err(_) => Err(Error::Unavailable(sqlx::Error::PoolTimedOut)),
+    }
 }
 
 /// A value bound to a placeholder of the artifact search.
@@ -196,6 +203,27 @@ pub(super) async fn reserve_idempotency_key(
     .bind(pipeline)
     .bind(key)
     .bind(request_hash)
+    .bind(micros(at))
+    .fetch_one(&store.pool)
+    .await
+    .db()
+}
+
+pub(super) async fn reserve_server_secret(
+    store: &PostgresStore,
+    name: &str,
+    candidate: &str,
+    at: Timestamp,
+) -> Result<String> {
+    // A no-op update rather than `DO NOTHING`, as for idempotency keys: it
+    // returns the row on record even when a concurrent server inserted it.
+    sqlx::query_scalar(
+        "INSERT INTO server_secret (name, value, created_at) VALUES ($1, $2, $3) \
+         ON CONFLICT (name) DO UPDATE SET value = server_secret.value \
+         RETURNING value",
+    )
+    .bind(name)
+    .bind(candidate)
     .bind(micros(at))
     .fetch_one(&store.pool)
     .await

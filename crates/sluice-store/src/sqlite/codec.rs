@@ -14,7 +14,9 @@ use sqlx::{Decode, Row, Sqlite, Type};
 pub(super) use crate::encoding::{
     MAX_ROWS, bounded_limit, micros, opt_micros, run_status, timestamp, to_json,
 };
-use crate::encoding::{block_run_status, from_json, opt_timestamp, run_window, try_status};
+use crate::encoding::{
+    block_run_status, from_json, opt_timestamp, resolution, run_window, try_status,
+};
 use crate::{
     AttemptRecord, BlockRunRecord, DataRef, Error, InvokedBy, Result, RunRecord, TryRecord,
 };
@@ -130,8 +132,9 @@ macro_rules! run_columns {
     () => {
         "id, pipeline, status, attempt, priority, invoked_by, tags, variables, \
          pipeline_version, created_at, started_at, finished_at, error, cancel_requested_at, \
-         cancel_requested_by, timed_out, sla_missed, timeout_at, sla_at, idempotency_key, owner, \
-         block_concurrency, scheduled_for, window_start, window_end"
+         cancel_requested_by, timed_out, sla_missed, timeout_at, sla_at, sla_at_risk_at, \
+         idempotency_key, owner, block_concurrency, scheduled_for, window_start, window_end, \
+         slow, baseline, resolved_at, resolved_by_run, resolved_by_attempt"
     };
 }
 
@@ -185,6 +188,7 @@ pub(super) fn run_from_row(row: &SqliteRow) -> Result<RunRecord> {
         sla_missed: get_bool(row, "sla_missed")?,
         timeout_at: get_opt_timestamp(row, "timeout_at")?,
         sla_at: get_opt_timestamp(row, "sla_at")?,
+        sla_at_risk_at: get_opt_timestamp(row, "sla_at_risk_at")?,
         idempotency_key: get(row, "idempotency_key")?,
         owner: get::<Option<String>>(row, "owner")?.map(ExecutorId),
         block_concurrency: get_opt_u32(row, "block_concurrency")?,
@@ -192,6 +196,13 @@ pub(super) fn run_from_row(row: &SqliteRow) -> Result<RunRecord> {
             get_opt_timestamp(row, "scheduled_for")?,
             get_opt_timestamp(row, "window_start")?,
             get_opt_timestamp(row, "window_end")?,
+        ),
+        slow: get_bool(row, "slow")?,
+        baseline: get_opt_json(row, "baseline")?,
+        resolved: resolution(
+            get_opt_timestamp(row, "resolved_at")?,
+            get::<Option<String>>(row, "resolved_by_run")?,
+            get_opt_u32(row, "resolved_by_attempt")?,
         ),
     })
 }

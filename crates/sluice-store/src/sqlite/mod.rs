@@ -20,6 +20,8 @@ mod blocks;
 mod codec;
 mod executors;
 mod logs;
+mod notify;
+mod operations;
 mod queue;
 mod run_list;
 mod runs;
@@ -79,6 +81,21 @@ const MIGRATIONS: &[(i64, &str, &str)] = &[
         6,
         "queue",
         include_str!("../../migrations/sqlite/0006_queue.sql"),
+    ),
+    (
+        7,
+        "notify",
+        include_str!("../../migrations/sqlite/0007_notify.sql"),
+    ),
+    (
+        8,
+        "operations",
+        include_str!("../../migrations/sqlite/0008_operations.sql"),
+    ),
+    (
+        9,
+        "server_secret",
+        include_str!("../../migrations/sqlite/0009_server_secret.sql"),
     ),
 ];
 
@@ -244,7 +261,7 @@ impl Store for SqliteStore {
     }
 
     async fn transition_run(&self, change: &RunTransition) -> Result<bool> {
-        runs::transition_run(self, change).await
+        runs::transition_run(self, change, &[]).await
     }
 
     async fn request_cancel(&self, id: &RunId, by: &str, at: Timestamp) -> Result<bool> {
@@ -426,6 +443,15 @@ impl Store for SqliteStore {
         server::reserve_idempotency_key(self, pipeline, key, request_hash, at).await
     }
 
+    async fn reserve_server_secret(
+        &self,
+        name: &str,
+        candidate: &str,
+        at: Timestamp,
+    ) -> Result<String> {
+        server::reserve_server_secret(self, name, candidate, at).await
+    }
+
     async fn list_trigger_states(&self) -> Result<Vec<crate::TriggerState>> {
         triggers::list_trigger_states(self).await
     }
@@ -471,5 +497,71 @@ impl Store for SqliteStore {
 
     async fn list_window_runs(&self, query: &crate::WindowRunQuery) -> Result<Vec<RunRecord>> {
         backfills::list_window_runs(self, query).await
+    }
+
+    async fn record_deliveries(&self, deliveries: &[crate::NewDelivery]) -> Result<u32> {
+        notify::record_deliveries(self, deliveries).await
+    }
+
+    async fn transition_run_notifying(
+        &self,
+        change: &RunTransition,
+        deliveries: &[crate::NewDelivery],
+    ) -> Result<bool> {
+        runs::transition_run(self, change, deliveries).await
+    }
+
+    async fn mark_sla_at_risk(&self, id: &RunId, at: Timestamp) -> Result<bool> {
+        notify::mark_sla_at_risk(self, id, at).await
+    }
+
+    async fn claim_deliveries(
+        &self,
+        claim: &crate::DeliveryClaim,
+    ) -> Result<Vec<crate::DeliveryRecord>> {
+        notify::claim_deliveries(self, claim).await
+    }
+
+    async fn finish_delivery(&self, outcome: &crate::DeliveryOutcome) -> Result<bool> {
+        notify::finish_delivery(self, outcome).await
+    }
+
+    async fn list_deliveries(&self, run: &RunId) -> Result<Vec<crate::DeliveryRecord>> {
+        notify::list_deliveries(self, run).await
+    }
+
+    async fn completed_block_timings(
+        &self,
+        pipeline: &str,
+        runs: u32,
+    ) -> Result<Vec<crate::BlockTiming>> {
+        notify::completed_block_timings(self, pipeline, runs).await
+    }
+
+    async fn duration_history(
+        &self,
+        query: &crate::DurationHistoryQuery,
+    ) -> Result<Vec<crate::RunDurations>> {
+        operations::duration_history(self, query).await
+    }
+
+    async fn record_baseline(&self, record: &crate::BaselineRecord) -> Result<bool> {
+        operations::record_baseline(self, record).await
+    }
+
+    async fn resolve_failures(&self, resolving: &crate::ResolvingRun) -> Result<Vec<RunId>> {
+        operations::resolve_failures(self, resolving).await
+    }
+
+    async fn expired_runs(&self, query: &crate::ExpiredRunQuery) -> Result<Vec<RunRecord>> {
+        operations::expired_runs(self, query).await
+    }
+
+    async fn purge_run(&self, purge: &crate::RunPurge) -> Result<Option<crate::PurgedRun>> {
+        operations::purge_run(self, purge).await
+    }
+
+    async fn blob_referenced(&self, sha256: &str) -> Result<bool> {
+        operations::blob_referenced(self, sha256).await
     }
 }

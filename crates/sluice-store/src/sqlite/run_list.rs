@@ -204,6 +204,16 @@ pub(super) fn extra_filters(query: &RunQuery) -> Vec<(String, Vec<Bind>)> {
             filters.push((format!(" AND {condition}"), vec![Bind::Integer(micros(at))]));
         }
     }
+    // Written as the partial indexes' conditions, so that SQLite walks them.
+    if query.slow {
+        filters.push((" AND r.slow = 1".to_owned(), Vec::new()));
+    }
+    if query.unresolved {
+        filters.push((
+            " AND r.status = 'failed' AND r.resolved_at IS NULL".to_owned(),
+            Vec::new(),
+        ));
+    }
     if let Some(text) = query.text.as_deref().filter(|text| !text.is_empty()) {
         let needle = text.to_ascii_lowercase();
         // Secret values are stored (blocks need them) but never searched:

@@ -13,8 +13,10 @@ use super::blocks::insert_block_runs;
 use super::codec::{
     self, DbResultExt, attempt_columns, get, micros, opt_micros, run_columns, to_json,
 };
+use super::notify::insert_deliveries;
 use crate::{
-    AttemptRecord, CreatedRun, Error, NewAttempt, NewRun, Result, RunFlag, RunRecord, RunTransition,
+    AttemptRecord, CreatedRun, Error, NewAttempt, NewDelivery, NewRun, Result, RunFlag, RunRecord,
+    RunTransition,
 };
 
 pub(super) async fn put_pipeline_version(
@@ -181,12 +183,24 @@ pub(super) async fn fetch_run(
     row.as_ref().map(codec::run_from_row).transpose()
 }
 
-pub(super) async fn transition_run(store: &SqliteStore, change: &RunTransition) -> Result<bool> {
+/// Applies a run's status change and, when it is applied, records the
+/// deliveries of the notifications it raises, in one transaction.
+pub(super) async fn transition_run(
+    store: &SqliteStore,
+    change: &RunTransition,
+    deliveries: &[NewDelivery],
+) -> Result<bool> {
     change.from.check_transition(change.to)?;
-    store.write(|| transition_run_once(store, change)).await
+    store
+        .write(|| transition_run_once(store, change, deliveries))
+        .await
 }
 
-async fn transition_run_once(store: &SqliteStore, change: &RunTransition) -> Result<bool> {
+async fn transition_run_once(
+    store: &SqliteStore,
+    change: &RunTransition,
+    deliveries: &[NewDelivery],
+) -> Result<bool> {
     let mut tx = store.begin().await?;
     let at = micros(change.at);
     let terminal = change.to.is_terminal();
@@ -232,6 +246,7 @@ async fn transition_run_once(store: &SqliteStore, change: &RunTransition) -> Res
     .execute(&mut *tx)
     .await
     .db()?;
+    insert_deliveries(&mut tx, deliveries).await?;
     tx.commit().await.db()?;
     Ok(true)
 }

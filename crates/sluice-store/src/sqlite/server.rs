@@ -259,3 +259,28 @@ pub(super) async fn reserve_idempotency_key(
         })
         .await
 }
+
+pub(super) async fn reserve_server_secret(
+    store: &SqliteStore,
+    name: &str,
+    candidate: &str,
+    at: Timestamp,
+) -> Result<String> {
+    store
+        .write(|| async {
+            // One statement inserts or keeps the first value, and returns
+            // whichever is on record.
+            sqlx::query_scalar::<_, String>(
+                "INSERT INTO server_secret (name, value, created_at) VALUES (?, ?, ?) \
+                 ON CONFLICT (name) DO UPDATE SET value = value \
+                 RETURNING value",
+            )
+            .bind(name)
+            .bind(candidate)
+            .bind(micros(at))
+            .fetch_one(&store.pool)
+            .await
+            .db()
+        })
+        .await
+}
