@@ -9,6 +9,7 @@
   const $ = (selector, root = document) => root.querySelector(selector);
   const $$ = (selector, root = document) => Array.from(root.querySelectorAll(selector));
   const TERMINAL = ['completed', 'failed', 'cancelled'];
+  const BLOCK_TERMINAL = TERMINAL.concat(['upstream_failed', 'condition_failed']);
   /** Lines the log viewer keeps; older ones are in the raw download. */
   const MAX_LOG_LINES = 10000;
 
@@ -533,17 +534,34 @@
           const mine = $$('#dag g.node').find((candidate) => candidate.dataset.block === node.dataset.block);
           if (mine && mine.dataset.status !== node.dataset.status) setNodeStatus(mine, node.dataset.status);
         });
-        const freshStatus = $('#run-status', fresh);
-        const mineStatus = $('#run-status');
-        if (freshStatus && mineStatus) {
-          mineStatus.dataset.status = freshStatus.dataset.status;
-          mineStatus.textContent = freshStatus.textContent;
+        // The summary (status, flags, times, duration), the attempts and
+        // the timeline are replaced whole; the errors appear or go.
+        ['#run p.summary', '#attempt-switcher', '.timeline .scroll'].forEach((selector) => {
+          const theirs = $(selector, fresh);
+          const mine = $(selector);
+          if (theirs && mine && theirs.innerHTML !== mine.innerHTML) {
+            mine.innerHTML = theirs.innerHTML;
+            applyZone(mine);
+          }
+        });
+        const freshErrors = $('#errors', fresh);
+        const mineErrors = $('#errors');
+        if (freshErrors && mineErrors) {
+          mineErrors.innerHTML = freshErrors.innerHTML;
+        } else if (freshErrors) {
+          run.parentNode.insertBefore(document.importNode(freshErrors, true), run);
+        } else if (mineErrors) {
+          mineErrors.remove();
         }
-        const freshGantt = $('.timeline .scroll', fresh);
-        const mineGantt = $('.timeline .scroll');
-        if (freshGantt && mineGantt) mineGantt.innerHTML = freshGantt.innerHTML;
-        const freshDuration = $('#run-duration', fresh);
-        if (freshDuration && $('#run-duration')) $('#run-duration').textContent = freshDuration.textContent;
+        // An open block panel whose block has ended since it was loaded is
+        // loaded again, for its tries, outputs, data and artifacts.
+        const panel = $('#block-panel');
+        if (panel) {
+          const node = $$('#dag g.node', fresh).find((candidate) => candidate.dataset.block === panel.dataset.block);
+          if (node && node.dataset.status !== panel.dataset.loadedStatus && BLOCK_TERMINAL.includes(node.dataset.status)) {
+            await loadPanel(panel.dataset.block);
+          }
+        }
         updateButtons();
       } catch (error) {
         notice(error.message, true);

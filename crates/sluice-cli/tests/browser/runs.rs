@@ -275,6 +275,14 @@ pub fn block_status_live(world: &World) -> Result<()> {
         &format!("{}[data-status=completed]", node("after")),
         TIMEOUT,
     )?;
+    // The rest of the page follows: the attempt's status in the switcher
+    // and the run's finish time (its third time, after created and
+    // started).
+    session.wait_for(
+        "#attempt-switcher a.attempt span.status[data-status=completed]",
+        TIMEOUT,
+    )?;
+    session.wait_for("#run p.summary time:nth-of-type(3)", TIMEOUT)?;
     page_kept(session)?;
     no_console_errors(session, &format!("/runs/{id}"))
 }
@@ -311,6 +319,13 @@ pub fn log_viewer_live(world: &World) -> Result<()> {
     );
     mark_page(session)?;
     world.open_gate("log")?;
+    wait_for_line(world, "second line")?;
+    // Once the block has ended, its panel shows the finished try without a
+    // reload, and the log again in full.
+    session.wait_for(
+        "section#block-panel table#tries tr[data-status=completed]",
+        TIMEOUT,
+    )?;
     wait_for_line(world, "second line")?;
     page_kept(session)?;
 
