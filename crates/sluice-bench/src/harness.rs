@@ -406,6 +406,12 @@ impl Http {
 
     /// `GET path` (with its query string) as JSON; fails on a non-2xx.
     pub async fn get(&self, path: &str) -> Result<Value> {
+        let body = self.get_text(path).await?;
+        serde_json::from_str(&body).with_context(|| format!("GET {path}: the reply is not JSON"))
+    }
+
+    /// `GET path`'s body, whatever its type (a web page, say).
+    pub async fn get_text(&self, path: &str) -> Result<String> {
         let mut request = self.client.get(format!("{}{path}", self.base));
         if let Some(token) = &self.token {
             request = request.bearer_auth(token);
@@ -419,7 +425,7 @@ impl Http {
         if !status.is_success() {
             bail!("GET {path}: {status}: {body}");
         }
-        Ok(serde_json::from_str(&body)?)
+        Ok(body)
     }
 
     /// The status of `GET path` without reading a JSON body.
