@@ -5,7 +5,7 @@
 use std::collections::BTreeMap;
 
 use sluice_core::vars::MASK;
-use sluice_engine::queries::{AttemptDetails, BlockRunDetails, RunDetails};
+use sluice_engine::queries::{AttemptDetails, BlockRunDetails, DeliveryDetails, RunDetails};
 use sluice_engine::sluice_store::{
     ApiTokenRecord, ArtifactRecord, AuditEvent, BlockRunRecord, RunRecord, TryRecord,
 };
@@ -60,6 +60,8 @@ pub fn run(record: RunRecord) -> proto::Run {
         sla_missed: record.sla_missed,
         timeout_at: record.timeout_at,
         sla_at: record.sla_at,
+        sla_at_risk: record.sla_at_risk_at.is_some(),
+        sla_at_risk_at: record.sla_at_risk_at,
         idempotency_key: record.idempotency_key,
         scheduled_for: record.window.map(|window| window.scheduled_for),
         window_start: record.window.map(|window| window.window_start),
@@ -191,6 +193,32 @@ pub fn run_details(details: RunDetails) -> proto::RunDetails {
         pipeline_run: run(details.run),
         attempts: details.attempts.into_iter().map(attempt).collect(),
         artifacts: details.artifacts.into_iter().map(artifact).collect(),
+        notifications: details
+            .notifications
+            .into_iter()
+            .map(notification)
+            .collect(),
+    }
+}
+
+/// A delivery on the wire: its facts without its payload (the run's own
+/// fields, already in the answer).
+pub fn notification(details: DeliveryDetails) -> proto::Notification {
+    let record = details.delivery;
+    proto::Notification {
+        event: record.event,
+        attempt: record.attempt,
+        channel: record.channel,
+        kind: record.kind,
+        target: details.target,
+        status: record.status.as_str().to_owned(),
+        attempts: record.attempts,
+        max_attempts: record.max_attempts,
+        last_error: record.last_error,
+        created_at: record.created_at,
+        updated_at: record.updated_at,
+        next_attempt_at: record.next_attempt_at,
+        delivered_at: record.delivered_at,
     }
 }
 

@@ -59,6 +59,7 @@ struct DetailsJson<'a> {
     run: &'a proto::Run,
     attempts: &'a [proto::Attempt],
     artifacts: &'a [proto::Artifact],
+    notifications: &'a [proto::Notification],
 }
 
 pub fn print_details(details: &proto::RunDetails, format: OutputFormat) -> Result<(), Failure> {
@@ -67,6 +68,7 @@ pub fn print_details(details: &proto::RunDetails, format: OutputFormat) -> Resul
             run: &details.pipeline_run,
             attempts: &details.attempts,
             artifacts: &details.artifacts,
+            notifications: &details.notifications,
         }),
         OutputFormat::Table => {
             print!("{}", details_text(details));
@@ -105,11 +107,107 @@ fn flag_list(run: &proto::Run) -> String {
     if run.sla_missed {
         flags.push("sla_missed");
     }
+    if run.sla_at_risk {
+        flags.push("sla_at_risk");
+    }
+    if run.slow {
+        flags.push("slow");
+    }
+    if run.resolved.is_some() {
+        flags.push("resolved");
+    }
     if flags.is_empty() {
         "-".to_owned()
     } else {
         flags.join(", ")
     }
+}
+
+/// Milliseconds as the durations of a run are shown.
+fn millis(ms: u64) -> String {
+    output::human(ms as f64 / 1000.0)
+}
+
+/// `median 1.2s, p95 3.4s`.
+fn stats_text(stats: &proto::DurationStats) -> String {
+    format!(
+        "median {}, p95 {}",
+        millis(stats.median_ms),
+        millis(stats.p95_ms)
+    )
+}
+
+/// The run's baseline line: its figures, how many runs they come from, and
+/// the duration above which the run counts as slow.
+fn baseline_text(baseline: &proto::RunBaseline) -> String {
+    let threshold = (baseline.run.p95_ms as f64 * baseline.factor).round() as u64;
+    format!(
+        "{} of {} runs; slow above {}",
+        stats_text(&baseline.run),
+        baseline.run.samples,
+        millis(threshold)
+    )
+}
+
+/// The run's duration, with its baseline when it has one.
+fn duration_text(run: &proto::Run) -> String {
+    let actual = output::duration(run.started_at, run.finished_at);
+    match &run.baseline {
+        Some(baseline) => format!("{actual} (baseline {})", baseline_text(baseline)),
+        None => actual,
+    }
+}
+
+/// Who resolved a failed run: a later attempt of it, or another run.
+fn resolution_text(run: &proto::Run, resolution: &proto::Resolution) -> String {
+    let by = if resolution.run_id == run.id {
+        format!("attempt {}", resolution.attempt)
+    } else {
+        format!("run {} (attempt {})", resolution.run_id, resolution.attempt)
+    };
+    format!("by {by} at {}", output::time(Some(resolution.at)))
+}
+
+fn notifications_table(notifications: &[proto::Notification]) -> String {
+    let rows: Vec<Vec<String>> = notifications
+        .iter()
+        .map(|notification| {
+            let status = if notification.status == "pending" {
+                match notification.next_attempt_at {
+                    Some(at) => format!("pending until {}", output::time(Some(at))),
+                    None => "pending".to_owned(),
+                }
+            } else {
+                notification.status.clone()
+            };
+            vec![
+                format!("  {}", notification.event),
+                notification.channel.clone(),
+                notification.kind.clone(),
+                notification
+                    .target
+                    .clone()
+                    .unwrap_or_else(|| "-".to_owned()),
+                status,
+                format!("{}/{}", notification.attempts, notification.max_attempts),
+                output::time(Some(notification.updated_at)),
+                notification.last_error.clone().unwrap_or_default(),
+            ]
+        })
+        .collect();
+    output::table(
+        &[
+            "  EVENT",
+            "CHANNEL",
+            "KIND",
+            "TARGET",
+            "STATUS",
+            "ATTEMPTS",
+            "UPDATED (UTC)",
+            "LAST ERROR",
+        ],
+        &rows,
+    )
 }
 
 fn variables_table(variables: &BTreeMap<String, proto::Variable>) -> String {
@@ -152,14 +250,26 @@ pub fn details_text(details: &proto::RunDetails) -> String {
         ("created", output::time(Some(run.created_at))),
         ("started", output::time(run.started_at)),
         ("finished", output::time(run.finished_at)),
-        (
-            "duration",
-            output::duration(run.started_at, run.finished_at),
-        ),
+        ("duration", duration_text(run)),
         ("flags", flag_list(run)),
     ];
     for (label, value) in lines {
         out.push_str(&format!("{label:<12} {value}\n"));
+    }
+    if let Some(at) = run.sla_at_risk_at {
+        out.push_str(&format!(
+            "{:<12} at risk since {}, deadline {}\n",
+            "sla",
+            output::time(Some(at)),
+            output::time(run.sla_at)
+        ));
+    }
+    if let Some(resolution) = &run.resolved {
+        out.push_str(&format!(
+            "{:<12} {}\n",
+            "resolved",
+            resolution_text(run, resolution)
+        ));
     }
     if let (Some(scheduled_for), Some(start), Some(end)) =
         (run.scheduled_for, run.window_start, run.window_end)
@@ -189,7 +299,7 @@ pub fn details_text(details: &proto::RunDetails) -> String {
         out.push_str(&variables_table(&run.variables));
     }
     for attempt in details.attempts.iter().rev() {
-        out.push_str(&attempt_text(attempt, colour));
+        out.push_str(&attempt_text(attempt, run.baseline.as_ref(), colour));
     }
     if !details.artifacts.is_empty() {
         out.push_str("\nartifacts\n");
@@ -206,10 +316,20 @@ pub fn details_text(details: &proto::RunDetails) -> String {
             .collect();
         out.push_str(&output::table(&["  NAME", "SIZE", "SHA-256"], &rows));
     }
+    if !details.notifications.is_empty() {
+        out.push_str("\nnotifications\n");
+        out.push_str(&notifications_table(&details.notifications));
+    }
     out
 }
 
-fn attempt_text(attempt: &proto::Attempt, colour: bool) -> String {
+/// An attempt's block runs; with a baseline, each block's median and p95
+/// stand next to its duration.
+fn attempt_text(
+    attempt: &proto::Attempt,
+    baseline: Option<&proto::RunBaseline>,
+    colour: bool,
+) -> String {
     let mut out = format!(
         "\nattempt {} ({}) {}",
         attempt.attempt,
@@ -243,29 +363,30 @@ fn attempt_text(attempt: &proto::Attempt, colour: bool) -> String {
                 .map(|(key, value)| format!("{key}={value}"))
                 .collect::<Vec<_>>()
                 .join(" ");
-            vec![
+            let mut row = vec![
                 format!("  {}", block_run.block),
                 output::status(&block_run.status, colour),
                 format!("{}/{}", block_run.tries.len(), block_run.max_tries),
                 output::duration(block_run.started_at, block_run.finished_at),
-                block_run.id.clone(),
-                outputs,
-                note,
-            ]
+            ];
+            if let Some(baseline) = baseline {
+                row.push(
+                    baseline
+                        .blocks
+                        .get(&block_run.block)
+                        .map_or_else(|| "-".to_owned(), stats_text),
+                );
+            }
+            row.extend([block_run.id.clone(), outputs, note]);
+            row
         })
         .collect();
-    out.push_str(&output::table(
-        &[
-            "  BLOCK",
-            "STATUS",
-            "TRIES",
-            "DURATION",
-            "BLOCK RUN",
-            "OUTPUTS",
-            "NOTE",
-        ],
-        &rows,
-    ));
+    let mut header = vec!["  BLOCK", "STATUS", "TRIES", "DURATION"];
+    if baseline.is_some() {
+        header.push("BASELINE");
+    }
+    header.extend(["BLOCK RUN", "OUTPUTS", "NOTE"]);
+    out.push_str(&output::table(&header, &rows));
     for block_run in &attempt.block_runs {
         if block_run.tries.len() > 1 || block_run.tries.iter().any(|t| t.error.is_some()) {
             for attempt_try in &block_run.tries {

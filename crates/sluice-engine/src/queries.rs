@@ -6,9 +6,10 @@ use std::collections::BTreeMap;
 
 use serde::Serialize;
 use sluice_core::ids::{BlockRunId, RunId, TryId};
+use sluice_core::spec::ChannelSpec;
 use sluice_store::{
-    ArtifactRecord, AttemptRecord, BlockRunRecord, LogChunk, RunPage, RunQuery, RunRecord,
-    TryRecord,
+    ArtifactRecord, AttemptRecord, BlockRunRecord, DeliveryRecord, LogChunk, RunPage, RunQuery,
+    RunRecord, TryRecord,
 };
 
 use crate::{Engine, Error, Result};
@@ -31,12 +32,26 @@ pub struct AttemptDetails {
     pub block_runs: Vec<BlockRunDetails>,
 }
 
+/// One notification delivery of a run, with where it goes as it may be
+/// shown.
+#[derive(Clone, Debug, Serialize)]
+pub struct DeliveryDetails {
+    #[serde(flatten)]
+    pub delivery: DeliveryRecord,
+    /// The channel's destination with its secrets masked: a webhook's URL
+    /// as [`crate::notify::masked_url`] shows it, or `smtp://host:port`;
+    /// `None` when the channel is no longer in the run's pipeline.
+    pub target: Option<String>,
+}
+
 /// Everything recorded about a run, secrets masked.
 #[derive(Clone, Debug, Serialize)]
 pub struct RunDetails {
     pub run: RunRecord,
     pub attempts: Vec<AttemptDetails>,
     pub artifacts: Vec<ArtifactRecord>,
+    /// Its notification deliveries, oldest first.
+    pub notifications: Vec<DeliveryDetails>,
 }
 
 impl Engine {
@@ -77,11 +92,40 @@ impl Engine {
             });
         }
         let artifacts = store.list_artifacts(run_id).await?;
+        let notifications = self.notification_details(&run).await?;
         Ok(RunDetails {
             run,
             attempts,
             artifacts,
+            notifications,
         })
+    }
+
+    /// A run's deliveries with their masked destinations.
+    async fn notification_details(&self, run: &RunRecord) -> Result<Vec<DeliveryDetails>> {
+        let deliveries = self.run_notifications(&run.id).await?;
+        if deliveries.is_empty() {
+            return Ok(Vec::new());
+        }
+        // A run whose pipeline version is gone still shows its deliveries,
+        // without destinations.
+        let notify = match self
+            .pinned_pipeline(&run.pipeline, &run.pipeline_version)
+            .await
+        {
+            Ok(spec) => Some(crate::notify::notify_spec(&spec, run)),
+            Err(_) => None,
+        };
+        Ok(deliveries
+            .into_iter()
+            .map(|delivery| DeliveryDetails {
+                target: notify
+                    .as_ref()
+                    .and_then(|notify| notify.channels.get(&delivery.channel))
+                    .map(shown_target),
+                delivery,
+            })
+            .collect())
     }
 
     /// A page of runs, secrets masked.
@@ -109,6 +153,16 @@ impl Engine {
             .get_block_run(id)
             .await?
             .ok_or_else(|| Error::NotFound(format!("no block run with id `{id}`")))
+    }
+}
+
+/// Where a channel sends, as it may be shown.
+fn shown_target(channel: &ChannelSpec) -> String {
+    match channel {
+        ChannelSpec::Webhook { url, .. } | ChannelSpec::Slack { url } => {
+            crate::notify::masked_url(url)
+        }
+        ChannelSpec::Email { host, port, .. } => format!("smtp://{host}:{port}"),
     }
 }
 

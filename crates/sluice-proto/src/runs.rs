@@ -55,6 +55,13 @@ pub struct Run {
     pub sla_missed: bool,
     pub timeout_at: Option<Timestamp>,
     pub sla_at: Option<Timestamp>,
+    /// While it was running, its estimated finish (from the history of its
+    /// blocks) passed its SLA deadline.
+    #[serde(default)]
+    pub sla_at_risk: bool,
+    /// When the estimate first passed the deadline.
+    #[serde(default)]
+    pub sla_at_risk_at: Option<Timestamp>,
     pub idempotency_key: Option<String>,
     /// For a run a schedule started: the fire it stands for.
     #[serde(default)]
@@ -144,12 +151,46 @@ pub struct Attempt {
     pub block_runs: Vec<BlockRun>,
 }
 
+/// One notification of a run to one channel, with its sends.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
+pub struct Notification {
+    /// `failed`, `completed`, `cancelled`, `sla_missed`, `sla_at_risk`,
+    /// `timed_out`, `slow` or `recovered`.
+    pub event: String,
+    /// The run attempt the event belongs to; 0 for the events raised once
+    /// per run (`sla_missed`, `sla_at_risk`, `timed_out`).
+    pub attempt: u32,
+    /// The channel's name in the pipeline's `notify:`.
+    pub channel: String,
+    /// `webhook`, `slack` or `email`.
+    pub kind: String,
+    /// Where it goes, secrets masked: `https://host/***` or
+    /// `smtp://host:port`. Absent when the channel is no longer in the
+    /// run's pipeline.
+    pub target: Option<String>,
+    /// `pending` (waiting for its next send), `delivered` or `failed`.
+    pub status: String,
+    /// Sends started so far.
+    pub attempts: u32,
+    pub max_attempts: u32,
+    /// Why the latest send failed.
+    pub last_error: Option<String>,
+    pub created_at: Timestamp,
+    pub updated_at: Timestamp,
+    /// When a pending notification is sent next.
+    pub next_attempt_at: Option<Timestamp>,
+    pub delivered_at: Option<Timestamp>,
+}
+
 /// `GET /api/pipeline_runs/{id}`: everything recorded about a run.
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize, ToSchema)]
 pub struct RunDetails {
     pub pipeline_run: Run,
     pub attempts: Vec<Attempt>,
     pub artifacts: Vec<Artifact>,
+    /// Its notifications, oldest first.
+    #[serde(default)]
+    pub notifications: Vec<Notification>,
 }
 
 /// `POST /api/pipelines/{name}/runs`.
