@@ -5,7 +5,9 @@
 //! with a stale lease epoch is refused with 409; a cancellation reaches the
 //! agent through its heartbeat and kills the block's whole process group;
 //! an agent that cannot renew its lease kills its try before the lease
-//! ends; a killed agent's try runs again elsewhere, never twice at once.
+//! ends; a killed agent's try runs again elsewhere, never twice at once; an
+//! agent stopped (SIGSTOP) past its lease kills its block when it wakes,
+//! its late writes are refused, and the retry's result stands.
 
 mod common;
 #[macro_use]
@@ -25,6 +27,8 @@ on_both_backends!(
     a_killed_agent_s_try_is_lost_and_runs_again_elsewhere_never_twice_at_once,
     an_upload_whose_sha256_does_not_match_fails_the_try,
     a_child_pipeline_block_claimed_by_an_agent_runs_in_the_server,
+    a_stopped_agent_kills_its_block_when_it_wakes_and_the_retry_s_result_stands,
+    the_late_writes_of_an_agent_whose_lease_expired_are_refused,
 );
 
 const LABELLED: &str = r#"
@@ -376,4 +380,149 @@ fn a_child_pipeline_block_claimed_by_an_agent_runs_in_the_server(backend: Backen
             .is_some_and(|executor| executor.starts_with("agent-remote-1-")),
         "{child}"
     );
+}
+
+fn a_stopped_agent_kills_its_block_when_it_wakes_and_the_retry_s_result_stands(backend: Backend) {
+    let marker = sleep_marker();
+    let events = "events.log";
+    // The first try would sleep forever; every try records its start and
+    // end and leaves its number as an output.
+    let pipeline = format!(
+        "blocks:\n  work:\n    labels: {{pool: remote}}\n    retries: 2\n    run: |\n      echo \"start $SLUICE_TRY\" >> {events}\n      if [ \"$SLUICE_TRY\" = 1 ]; then sleep {marker} & wait; fi\n      echo \"result=try$SLUICE_TRY\" >> \"$SLUICE_OUTPUT\"\n      echo \"end $SLUICE_TRY\" >> {events}\n"
+    );
+    let Some(world) = World::start(backend, &[("work", pipeline.as_str())]) else {
+        return;
+    };
+    let stopped = world.agent("stopped", "pool=remote");
+    let run = world.trigger("work");
+    wait_until("the first try to run", TIMEOUT, || process_with(&marker));
+
+    // Frozen, the agent neither renews its lease nor kills anything: the
+    // server reaps the lease after the 3 s TTL and the retry runs on the
+    // other agent.
+    stopped.signal(nix::sys::signal::Signal::SIGSTOP);
+    let _other = world.agent("other", "pool=remote");
+    wait_until(
+        "the run to complete on the other agent",
+        Duration::from_secs(20),
+        || world.details(&run)["pipeline_run"]["status"] == "completed",
+    );
+
+    // Woken, it finds its lease gone and kills its block.
+    stopped.signal(nix::sys::signal::Signal::SIGCONT);
+    wait_until(
+        "the woken agent to kill its block",
+        Duration::from_secs(5),
+        || !process_with(&marker),
+    );
+    wait_until(
+        "the woken agent to say why it stopped its try",
+        TIMEOUT,
+        || {
+            let log = stopped.log();
+            log.contains("could not be renewed in time")
+                || log.contains("no longer this agent's")
+                || log.contains("lease was lost")
+        },
+    );
+
+    let block_run = world.block_run(&run, "work");
+    let tries = block_run["tries"].as_array().expect("tries").clone();
+    assert_eq!(tries.len(), 2, "{tries:?}");
+    assert_eq!(tries[0]["status"], "lost", "{tries:?}");
+    assert!(
+        tries[0]["executor"]
+            .as_str()
+            .is_some_and(|executor| executor.starts_with("agent-stopped-")),
+        "{tries:?}"
+    );
+    assert_eq!(tries[1]["status"], "completed", "{tries:?}");
+    assert_eq!(block_run["status"], "completed", "{block_run:#}");
+    assert_eq!(block_run["outputs"]["result"], "try2", "{block_run:#}");
+    assert_eq!(
+        world.details(&run)["pipeline_run"]["status"],
+        "completed",
+        "the woken agent changed nothing"
+    );
+    let recorded = std::fs::read_to_string(world.project.path().join(events)).expect("events");
+    assert_eq!(
+        recorded, "start 1\nstart 2\nend 2\n",
+        "the first try never ended on its own"
+    );
+}
+
+fn the_late_writes_of_an_agent_whose_lease_expired_are_refused(backend: Backend) {
+    let Some(world) = World::start(
+        backend,
+        &[(
+            "late",
+            "blocks:\n  only:\n    labels: {pool: remote}\n    retries: 1\n    run: echo \"result=try$SLUICE_TRY\" >> \"$SLUICE_OUTPUT\"\n",
+        )],
+    ) else {
+        return;
+    };
+    let run = world.trigger("late");
+    let post =
+        |path: &str, body: Value| world.call(reqwest::Method::POST, path, &world.agent, Some(body));
+    // An agent driven by hand claims the first try, then goes silent, as a
+    // stopped process would.
+    let (status, registered) = post(
+        "/api/agent/register",
+        json!({"name": "silent", "labels": {"pool": "remote"}, "version": "test", "host": "here", "pid": 1}),
+    );
+    assert_eq!(status, 200, "{registered}");
+    let agent_id = registered["agent_id"].as_str().expect("an agent id");
+    let (status, claimed) = post(
+        "/api/agent/claim",
+        json!({"agent_id": agent_id, "wait_ms": 10000}),
+    );
+    assert_eq!(status, 200, "{claimed}");
+    let try_id = claimed["try"]["try_id"].as_str().expect("a try id");
+    let epoch = claimed["try"]["epoch"].as_i64().expect("an epoch");
+
+    // Its lease expires; the retry runs on a real agent.
+    let _real = world.agent("real", "pool=remote");
+    wait_until(
+        "the retry to complete the run",
+        Duration::from_secs(20),
+        || world.details(&run)["pipeline_run"]["status"] == "completed",
+    );
+
+    // The silent agent wakes up and writes with the epoch it holds.
+    let (status, heartbeat) = post(
+        "/api/agent/heartbeat",
+        json!({"agent_id": agent_id, "tries": [{"try_id": try_id, "epoch": epoch}], "draining": false}),
+    );
+    assert_eq!(status, 200, "{heartbeat}");
+    assert_eq!(
+        heartbeat["lost"],
+        json!([try_id]),
+        "the heartbeat reply tells the agent its lease is gone: {heartbeat}"
+    );
+    let line = json!([{"at": "2026-01-01T00:00:00Z", "stream": "stdout", "text": "too late"}]);
+    let (status, refused) = post(
+        &format!("/api/agent/tries/{try_id}/logs"),
+        json!({"epoch": epoch, "seq": 0, "lines": line}),
+    );
+    assert_eq!(status, 409, "{refused}");
+    assert_eq!(refused["error"]["code"], "conflict");
+    let (status, refused) = post(
+        &format!("/api/agent/tries/{try_id}/complete"),
+        json!({"agent_id": agent_id, "epoch": epoch, "result": "completed", "exit_code": 0, "outputs": {"result": "late"}}),
+    );
+    assert_eq!(status, 409, "{refused}");
+
+    let block_run = world.block_run(&run, "only");
+    let tries = block_run["tries"].as_array().expect("tries").clone();
+    assert_eq!(tries.len(), 2, "{tries:?}");
+    assert_eq!(tries[0]["status"], "lost", "{tries:?}");
+    assert_eq!(tries[1]["status"], "completed", "{tries:?}");
+    assert_eq!(block_run["outputs"]["result"], "try2", "{block_run:#}");
+    assert!(
+        world
+            .log_lines(block_run["id"].as_str().expect("an id"), 1)
+            .is_empty(),
+        "no late log line was kept"
+    );
+    assert_eq!(world.details(&run)["pipeline_run"]["status"], "completed");
 }

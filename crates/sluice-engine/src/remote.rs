@@ -13,7 +13,7 @@
 use std::collections::BTreeMap;
 use std::time::Duration;
 
-use sluice_core::ids::{AgentId, TryId};
+use sluice_core::ids::{AgentId, ExecutorId, TryId};
 use sluice_core::spec::BlockKind;
 use sluice_core::status::BlockRunStatus;
 use sluice_store::{
@@ -211,9 +211,19 @@ impl Engine {
         self.store()
             .heartbeat_executor(&record.id, self.clock().now())
             .await?;
-        let deadline = tokio::time::Instant::now() + wait.min(MAX_CLAIM_WAIT);
+        let started = tokio::time::Instant::now();
+        let deadline = started + wait.min(MAX_CLAIM_WAIT);
         let mut events = self.subscribe();
         loop {
+            // A held request outlives a frozen or cut-off agent: once a
+            // heartbeat is due, the agent must still be sending them, or
+            // the try would go to a process that never runs it (its lease
+            // would expire and cost the block a try).
+            if started.elapsed() >= self.config().lease_ttl / 3
+                && !self.agent_answers(&record.id).await?
+            {
+                return Ok(None);
+            }
             let now = self.clock().now();
             let request = ClaimRequest {
                 executor: record.id.clone(),
@@ -238,6 +248,16 @@ impl Engine {
                 () = tokio::time::sleep(self.config().poll_interval) => {}
             }
         }
+    }
+
+    /// Whether an agent's heartbeats still arrive: its latest is no older
+    /// than two heartbeat intervals (a third of the lease TTL each).
+    async fn agent_answers(&self, executor: &ExecutorId) -> Result<bool> {
+        let Some(record) = self.store().get_executor(executor).await? else {
+            return Ok(false);
+        };
+        let silent = self.clock().now().duration_since(record.heartbeat_at);
+        Ok(silent.is_negative() || silent.unsigned_abs() <= self.config().lease_ttl * 2 / 3)
     }
 
     /// What a remote agent needs to execute a claimed try; `None` when the
