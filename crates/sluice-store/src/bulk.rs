@@ -1,6 +1,7 @@
 //! Bulk loading of finished run history: many runs, each with its first
-//! attempt, tags, block runs and their tries, written with multi-row
-//! statements in one transaction per batch.
+//! attempt, tags, block runs and their tries (and, separately, the artifacts
+//! of those tries), written with multi-row statements in one transaction
+//! per batch.
 //!
 //! This is how a benchmark or an import fills a ledger with a year of
 //! history in minutes instead of hours: creating a million runs one
@@ -70,6 +71,20 @@ pub struct HistoryBlockRun {
     pub error: Option<String>,
 }
 
+/// An artifact of a loaded block run's try. Its blob is stored separately
+/// (`crate::blobs::BlobStore`); the loader writes only the row.
+#[derive(Clone, Debug)]
+pub struct HistoryArtifact {
+    pub run_id: RunId,
+    pub block_run_id: BlockRunId,
+    /// The try of a loaded block run that started.
+    pub try_id: TryId,
+    pub name: String,
+    pub size: u64,
+    pub sha256: String,
+    pub created_at: Timestamp,
+}
+
 /// A connection that loads history into one database.
 #[derive(Debug)]
 pub enum HistoryLoader {
@@ -131,6 +146,95 @@ impl HistoryLoader {
         match self {
             HistoryLoader::Sqlite(connection) => load_sqlite(connection, &rows).await,
             HistoryLoader::Postgres(connection) => load_postgres(connection, &rows).await,
+        }
+    }
+}
+
+impl HistoryLoader {
+    /// Loads the artifact rows of tries loaded before, in one transaction.
+    pub async fn load_artifacts(&mut self, artifacts: &[HistoryArtifact]) -> Result<()> {
+        match self {
+            HistoryLoader::Sqlite(connection) => {
+                let mut tx = connection
+                    .begin_with("BEGIN IMMEDIATE")
+                    .await
+                    .map_err(Error::Database)?;
+                const COLUMNS: usize = 7;
+                for chunk in artifacts.chunks(SQLITE_MAX_VALUES / COLUMNS) {
+                    let sql = format!(
+                        "INSERT INTO artifact (run_id, block_run_id, try_id, name, size, sha256, \
+                         created_at) VALUES {}",
+                        groups(chunk.len(), "(?, ?, ?, ?, ?, ?, ?)")
+                    );
+                    let mut query = sqlx::query(AssertSqlSafe(sql));
+                    for artifact in chunk {
+                        query = query
+                            .bind(artifact.run_id.as_str())
+                            .bind(artifact.block_run_id.as_str())
+                            .bind(artifact.try_id.as_str())
+                            .bind(&artifact.name)
+                            .bind(i64::try_from(artifact.size).unwrap_or(i64::MAX))
+                            .bind(&artifact.sha256)
+                            .bind(micros(artifact.created_at));
+                    }
+                    query.execute(&mut *tx).await.map_err(Error::Database)?;
+                }
+                tx.commit().await.map_err(Error::Database)
+            }
+            HistoryLoader::Postgres(connection) => {
+                sqlx::query(
+                    "INSERT INTO artifact (run_id, block_run_id, try_id, name, size, sha256, \
+                     created_at) \
+                     SELECT * FROM UNNEST($1::TEXT[], $2::TEXT[], $3::TEXT[], $4::TEXT[], \
+                                          $5::BIGINT[], $6::TEXT[], $7::BIGINT[])",
+                )
+                .bind(
+                    artifacts
+                        .iter()
+                        .map(|a| a.run_id.as_str())
+                        .collect::<Vec<_>>(),
+                )
+                .bind(
+                    artifacts
+                        .iter()
+                        .map(|a| a.block_run_id.as_str())
+                        .collect::<Vec<_>>(),
+                )
+                .bind(
+                    artifacts
+                        .iter()
+                        .map(|a| a.try_id.as_str())
+                        .collect::<Vec<_>>(),
+                )
+                .bind(
+                    artifacts
+                        .iter()
+                        .map(|a| a.name.as_str())
+                        .collect::<Vec<_>>(),
+                )
+                .bind(
+                    artifacts
+                        .iter()
+                        .map(|a| i64::try_from(a.size).unwrap_or(i64::MAX))
+                        .collect::<Vec<_>>(),
+                )
+                .bind(
+                    artifacts
+                        .iter()
+                        .map(|a| a.sha256.as_str())
+                        .collect::<Vec<_>>(),
+                )
+                .bind(
+                    artifacts
+                        .iter()
+                        .map(|a| micros(a.created_at))
+                        .collect::<Vec<_>>(),
+                )
+                .execute(&mut *connection)
+                .await
+                .map_err(Error::Database)?;
+                Ok(())
+            }
         }
     }
 }

@@ -1,5 +1,6 @@
 //! Bulk-loaded history reads back through the store exactly as history the
-//! store wrote itself: runs, attempts, tags, block runs and tries.
+//! store wrote itself: runs, attempts, tags, block runs, tries and
+//! artifacts.
 
 use std::sync::Arc;
 
@@ -8,7 +9,7 @@ use sluice_core::status::{BlockRunStatus, RunStatus};
 use sluice_core::vars::ResolvedVariables;
 
 use super::fixtures::at;
-use crate::bulk::{HistoryBlockRun, HistoryLoader, HistoryRun};
+use crate::bulk::{HistoryArtifact, HistoryBlockRun, HistoryLoader, HistoryRun};
 use crate::{Error, InvokedBy, RunQuery, Store, TryStatus};
 
 fn history_run(index: i64, pipeline: &str, status: RunStatus) -> HistoryRun {
@@ -106,6 +107,29 @@ pub async fn bulk_history(store: Arc<dyn Store>, mut loader: HistoryLoader) {
     assert_eq!(tries.len(), 2);
     assert_eq!(tries[1].status, TryStatus::Failed);
     assert_eq!(tries[1].finished_at, Some(at(210)));
+
+    // Artifacts of loaded tries read back, and reference their blobs.
+    let digest = "ab".repeat(32);
+    assert!(!store.blob_referenced(&digest).await.unwrap());
+    loader
+        .load_artifacts(&[HistoryArtifact {
+            run_id: run.id.clone(),
+            block_run_id: blocks[0].id.clone(),
+            try_id: tries[0].id.clone(),
+            name: "report.csv".to_owned(),
+            size: 42,
+            sha256: digest.clone(),
+            created_at: at(190),
+        }])
+        .await
+        .unwrap();
+    let artifacts = store.list_artifacts(&run.id).await.unwrap();
+    assert_eq!(artifacts.len(), 1);
+    assert_eq!(artifacts[0].name, "report.csv");
+    assert_eq!(artifacts[0].size, 42);
+    assert_eq!(artifacts[0].try_id, tries[0].id);
+    assert_eq!(artifacts[0].created_at, at(190));
+    assert!(store.blob_referenced(&digest).await.unwrap());
 
     // A block run that never started has no try.
     let cancelled = RunId::from("hist-4");
