@@ -1,4 +1,5 @@
-//! `sluice runs diff` and `sluice runs evidence` through the CLI.
+//! `sluice runs diff` and `sluice runs evidence` through the CLI, with
+//! snapshots of their text output.
 
 mod common;
 
@@ -22,6 +23,35 @@ blocks:
       fi
       echo "state=ok" >> "$SLUICE_OUTPUT"
 "#;
+
+/// Snapshot settings that hide what changes from one run to the next: ids,
+/// digests, times, durations, users and paths.
+fn redacted() -> insta::Settings {
+    let mut settings = insta::Settings::clone_current();
+    settings.add_filter(r"\b[0-9a-f]{64}\b", "[SHA256]");
+    settings.add_filter(
+        r"\b[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}\b",
+        "[ID]",
+    );
+    settings.add_filter(r"\b[0-9a-f]{12}\b", "[VERSION]");
+    settings.add_filter(
+        r"\d{4}-\d{2}-\d{2}[ T]\d{2}:\d{2}:\d{2}(\.\d+)?(Z|[+-]\d{2}:\d{2})?",
+        "[TIME]",
+    );
+    settings.add_filter(r"\b\d+(\.\d+)?(ms|s)\b|\b\d+m\d{2}s\b", "[DURATION]");
+    settings.add_filter(r"\b[\w.-]+@[\w.-]+\b", "[ACTOR]");
+    settings.add_filter(r"/tmp/\S+", "[PATH]");
+    // Two runs' durations differ or not by chance: the marker goes too.
+    settings.add_filter(
+        r"(?m)^[* ] +duration_ms +\d+ +\d+ *$",
+        "?  duration_ms  [MS]  [MS]",
+    );
+    // Redacted cells change column widths: keep the columns, not the
+    // padding between cells.
+    settings.add_filter(r"(\S) {2,}", "$1  ");
+    settings.add_filter(r"(?m) +$", "");
+    settings
+}
 
 fn stdout(project: &Project, args: &[&str]) -> String {
     let output = project.sluice(args);
@@ -75,6 +105,7 @@ fn a_diff_puts_the_differences_first() {
     let table = stdout(&project, &["runs", "diff", &good, &bad]);
     assert!(table.contains("vars.mode"), "{table}");
     assert!(!table.contains("tok-5ecret-99"), "{table}");
+    redacted().bind(|| insta::assert_snapshot!("runs_diff", table));
 }
 
 #[test]
@@ -122,4 +153,5 @@ fn evidence_has_the_failing_log_and_what_resolved_it() {
     assert!(markdown.contains("disk full on attempt 1"), "{markdown}");
     assert!(markdown.contains("| token | *** | default |"), "{markdown}");
     assert!(!markdown.contains("tok-5ecret-99"), "{markdown}");
+    redacted().bind(|| insta::assert_snapshot!("runs_evidence", markdown));
 }
