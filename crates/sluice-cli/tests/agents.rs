@@ -123,22 +123,11 @@ fn a_write_with_a_stale_epoch_is_refused(backend: Backend) {
     let run = world.trigger("one");
     let post =
         |path: &str, body: Value| world.call(reqwest::Method::POST, path, &world.agent, Some(body));
-    let (status, registered) = post(
-        "/api/agent/register",
-        json!({"name": "by-hand", "labels": {"pool": "manual"}, "version": "test", "host": "here", "pid": 1}),
-    );
-    assert_eq!(status, 200, "{registered}");
-    let agent_id = registered["agent_id"].as_str().expect("an agent id");
-    let (status, claimed) = post(
-        "/api/agent/claim",
-        json!({"agent_id": agent_id, "wait_ms": 10000}),
-    );
-    assert_eq!(status, 200, "{claimed}");
-    let claimed = &claimed["try"];
-    assert_eq!(claimed["run_id"], run.as_str());
-    assert_eq!(claimed["command"]["script"], "true");
-    let try_id = claimed["try_id"].as_str().expect("a try id");
-    let epoch = claimed["epoch"].as_i64().expect("an epoch");
+    let by_hand = HandAgent::claim(&world, "by-hand", "manual");
+    let (agent_id, epoch) = (by_hand.agent_id.as_str(), by_hand.epoch);
+    let try_id = by_hand.try_id.as_str();
+    assert_eq!(by_hand.claimed["run_id"], run.as_str());
+    assert_eq!(by_hand.claimed["command"]["script"], "true");
 
     let line = json!([{"at": "2026-01-01T00:00:00Z", "stream": "stdout", "text": "hello"}]);
     let logs = format!("/api/agent/tries/{try_id}/logs");
@@ -199,6 +188,42 @@ fn a_cancellation_reaches_the_agent_and_kills_the_whole_group(backend: Backend) 
     );
     world.wait_for_run(&run, "cancelled");
     assert_eq!(world.block_run(&run, "long")["status"], "cancelled");
+}
+
+/// An agent driven by hand over the agent API: registered with
+/// `pool=POOL`, holding the try it claimed.
+struct HandAgent {
+    agent_id: String,
+    try_id: String,
+    epoch: i64,
+    /// The claimed try as the server sent it.
+    claimed: Value,
+}
+
+impl HandAgent {
+    fn claim(world: &World, name: &str, pool: &str) -> HandAgent {
+        let post = |path: &str, body: Value| {
+            world.call(reqwest::Method::POST, path, &world.agent, Some(body))
+        };
+        let (status, registered) = post(
+            "/api/agent/register",
+            json!({"name": name, "labels": {"pool": pool}, "version": "test", "host": "here", "pid": 1}),
+        );
+        assert_eq!(status, 200, "{registered}");
+        let agent_id = registered["agent_id"].as_str().expect("an agent id");
+        let (status, claimed) = post(
+            "/api/agent/claim",
+            json!({"agent_id": agent_id, "wait_ms": 10000}),
+        );
+        assert_eq!(status, 200, "{claimed}");
+        let claimed = claimed["try"].clone();
+        HandAgent {
+            agent_id: agent_id.to_owned(),
+            try_id: claimed["try_id"].as_str().expect("a try id").to_owned(),
+            epoch: claimed["epoch"].as_i64().expect("an epoch"),
+            claimed,
+        }
+    }
 }
 
 fn an_agent_that_cannot_renew_its_lease_kills_its_try_before_the_lease_ends(backend: Backend) {
@@ -466,19 +491,9 @@ fn the_late_writes_of_an_agent_whose_lease_expired_are_refused(backend: Backend)
         |path: &str, body: Value| world.call(reqwest::Method::POST, path, &world.agent, Some(body));
     // An agent driven by hand claims the first try, then goes silent, as a
     // stopped process would.
-    let (status, registered) = post(
-        "/api/agent/register",
-        json!({"name": "silent", "labels": {"pool": "remote"}, "version": "test", "host": "here", "pid": 1}),
-    );
-    assert_eq!(status, 200, "{registered}");
-    let agent_id = registered["agent_id"].as_str().expect("an agent id");
-    let (status, claimed) = post(
-        "/api/agent/claim",
-        json!({"agent_id": agent_id, "wait_ms": 10000}),
-    );
-    assert_eq!(status, 200, "{claimed}");
-    let try_id = claimed["try"]["try_id"].as_str().expect("a try id");
-    let epoch = claimed["try"]["epoch"].as_i64().expect("an epoch");
+    let silent = HandAgent::claim(&world, "silent", "remote");
+    let (agent_id, epoch) = (silent.agent_id.as_str(), silent.epoch);
+    let try_id = silent.try_id.as_str();
 
     // Its lease expires; the retry runs on a real agent.
     let _real = world.agent("real", "pool=remote");
