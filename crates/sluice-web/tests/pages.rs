@@ -41,10 +41,18 @@ struct World {
     auth: bool,
 }
 
+/// Fails on its first attempt, completes on the next.
+const FLAKY: &str = r#"
+blocks:
+  only:
+    run: test "$SLUICE_ATTEMPT" -ge 2
+"#;
+
 async fn world(auth: bool) -> World {
     let dir = tempfile::tempdir().expect("a temporary directory");
     std::fs::create_dir_all(dir.path().join("pipelines")).expect("pipelines/");
     std::fs::write(dir.path().join("pipelines/etl.yaml"), ETL).expect("a pipeline file");
+    std::fs::write(dir.path().join("pipelines/flaky.yaml"), FLAKY).expect("a pipeline file");
     let project = Project::load(dir.path()).expect("a valid project");
     let store = SqliteStore::open(&dir.path().join(".sluice/sluice.db"))
         .await
@@ -169,10 +177,32 @@ impl World {
 
     /// A finished run of `etl`.
     async fn seed_run(&self) -> String {
+        let run_id = self.finished_run("etl").await;
+        run_id.to_string()
+    }
+
+    /// Drives the run to its end with a built-in agent; its status.
+    async fn drive(&self, run_id: &RunId) -> String {
+        let mut agent = LocalAgent::register(self.engine.clone(), "server", Scope::Unowned, None)
+            .await
+            .expect("an agent");
+        let run = tokio::time::timeout(
+            Duration::from_secs(60),
+            drive_run(&self.engine, &mut agent, run_id),
+        )
+        .await
+        .expect("the run ends within 60 s")
+        .expect("the run is driven");
+        agent.shutdown().await;
+        run.status.as_str().to_owned()
+    }
+
+    /// A run of `pipeline`, driven to its end.
+    async fn finished_run(&self, pipeline: &str) -> RunId {
         let run_id = self
             .engine
             .trigger_run(TriggerRequest {
-                pipeline: "etl".to_owned(),
+                pipeline: pipeline.to_owned(),
                 variables: Default::default(),
                 trigger_variables: Default::default(),
                 priority: None,
@@ -187,19 +217,14 @@ impl World {
             })
             .await
             .expect("a run");
-        let mut agent = LocalAgent::register(self.engine.clone(), "server", Scope::Unowned, None)
-            .await
-            .expect("an agent");
-        let run = tokio::time::timeout(
-            Duration::from_secs(60),
-            drive_run(&self.engine, &mut agent, &run_id),
-        )
-        .await
-        .expect("the run ends within 60 s")
-        .expect("the run is driven");
-        agent.shutdown().await;
-        assert_eq!(run.status.as_str(), "completed", "{run:?}");
-        run_id.to_string()
+        let status = self.drive(&run_id).await;
+        let wanted = if pipeline == "flaky" {
+            "failed"
+        } else {
+            "completed"
+        };
+        assert_eq!(status, wanted, "run {run_id} of {pipeline}");
+        run_id
     }
 }
 
@@ -608,4 +633,65 @@ async fn run_pages_are_paged_by_key() {
     assert_eq!(second.status, StatusCode::OK, "{}", second.body);
     assert_eq!(second.body.matches("<tr data-run-id=").count(), 3);
     assert!(!second.body.contains("id=\"next-page\""));
+}
+
+/// The runs page lists the failed runs that need attention, and filters on
+/// them; a retry that completes takes a run off both lists.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn failures_need_attention_until_a_retry_resolves_them() {
+    let world = world(false).await;
+    let completed = world.seed_run().await;
+    let failed = world.finished_run("flaky").await;
+    let attention = |html: &str| -> Vec<String> {
+        let section = html
+            .split("id=\"needs-attention\"")
+            .nth(1)
+            .and_then(|rest| rest.split("</ul>").next())
+            .expect("a needs-attention list")
+            .to_owned();
+        section
+            .split("data-run-id=\"")
+            .skip(1)
+            .filter_map(|rest| rest.split('"').next())
+            .map(str::to_owned)
+            .collect()
+    };
+    let rows = |html: &str| -> Vec<String> {
+        html.split("<tr data-run-id=\"")
+            .skip(1)
+            .filter_map(|rest| rest.split('"').next())
+            .map(str::to_owned)
+            .collect()
+    };
+
+    let home = world.get("/", None).await;
+    assert_eq!(home.status, StatusCode::OK, "{}", home.body);
+    assert_eq!(attention(&home.body), vec![failed.to_string()]);
+    assert!(home.body.contains("id=\"all-unresolved\""));
+    let only = world.get("/?unresolved=1", None).await;
+    assert_eq!(only.status, StatusCode::OK, "{}", only.body);
+    assert_eq!(rows(&only.body), vec![failed.to_string()]);
+    assert!(
+        only.body
+            .contains("name=\"unresolved\" type=\"checkbox\" value=\"1\" checked"),
+        "the filter shows it is on"
+    );
+    assert!(rows(&world.get("/", None).await.body).contains(&completed));
+
+    world
+        .engine
+        .retry_run(sluice_engine::services::RetryRequest {
+            run_id: failed.clone(),
+            mode: sluice_engine::services::RetryMode::Incomplete,
+            by: "test".to_owned(),
+            owner: None,
+        })
+        .await
+        .expect("a retry");
+    assert_eq!(world.drive(&failed).await, "completed");
+
+    let home = world.get("/", None).await;
+    assert!(attention(&home.body).is_empty(), "{}", home.body);
+    assert!(home.body.contains("No failed run is waiting for a fix."));
+    assert!(rows(&world.get("/?unresolved=1", None).await.body).is_empty());
 }

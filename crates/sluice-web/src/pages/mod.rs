@@ -207,6 +207,10 @@ pub struct RunFilters {
     pub after: String,
     pub before: String,
     pub q: String,
+    /// Only failed runs that no later attempt or run resolved.
+    pub unresolved: bool,
+    /// Only runs flagged `slow` against their baseline.
+    pub slow: bool,
     pub cursor: Option<String>,
 }
 
@@ -221,6 +225,8 @@ impl RunFilters {
             after: get("after"),
             before: get("before"),
             q: get("q"),
+            unresolved: is_on(&get("unresolved")),
+            slow: is_on(&get("slow")),
             cursor: param(pairs, "cursor"),
         }
     }
@@ -281,6 +287,8 @@ impl RunFilters {
             }
             query.text = Some(self.q.clone());
         }
+        query.unresolved = self.unresolved;
+        query.slow = self.slow;
         if let Some(cursor) = &self.cursor {
             query.cursor = Some(decode_cursor(cursor).ok_or_else(|| {
                 "the page cursor is not valid; start again from the first page".to_owned()
@@ -305,10 +313,20 @@ impl RunFilters {
                 pairs.push((name, value));
             }
         }
+        for (name, on) in [("unresolved", self.unresolved), ("slow", self.slow)] {
+            if on {
+                pairs.push((name, "1"));
+            }
+        }
         let cursor = encode_cursor(cursor);
         pairs.push(("cursor", &cursor));
         serde_urlencoded::to_string(&pairs).unwrap_or_default()
     }
+}
+
+/// A checkbox's or a link's `1`, `true` or `on`.
+fn is_on(value: &str) -> bool {
+    matches!(value, "1" | "true" | "on")
 }
 
 /// A keyset cursor as text: `MICROS_ID`.

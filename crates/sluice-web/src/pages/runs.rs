@@ -21,7 +21,7 @@ use crate::svg;
 const DAYS: i64 = 14;
 /// Finished runs the average duration is taken over.
 const DURATION_SAMPLE: u32 = 100;
-/// Runs listed under "running now".
+/// Runs listed under "running now" and under "needs attention".
 const RUNNING_NOW: u32 = 10;
 
 #[derive(Template)]
@@ -40,6 +40,8 @@ struct RunsPage {
     duration_sample: usize,
     chart: String,
     running_now: Vec<RunRow>,
+    /// The newest failed runs nothing resolved yet.
+    needs_attention: Vec<RunRow>,
 }
 
 /// The statistics of what the filters select.
@@ -177,6 +179,14 @@ pub async fn page(
             ..RunQuery::default()
         })
         .await?;
+    let unresolved = state
+        .engine
+        .list_runs(&RunQuery {
+            unresolved: true,
+            limit: RUNNING_NOW,
+            ..RunQuery::default()
+        })
+        .await?;
     let statuses: Vec<&str> = RunStatus::ALL.iter().map(|s| s.as_str()).collect();
     let stats = stats.unwrap_or(Stats {
         success_rate: "–".to_owned(),
@@ -200,6 +210,11 @@ pub async fn page(
         duration_sample: stats.sample,
         chart: stats.chart,
         running_now: running
+            .runs
+            .iter()
+            .map(|run| RunRow::new(run, now))
+            .collect(),
+        needs_attention: unresolved
             .runs
             .iter()
             .map(|run| RunRow::new(run, now))
