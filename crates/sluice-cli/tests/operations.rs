@@ -1,7 +1,8 @@
 //! Operations through the CLI and a real `sluice up`: signed and retried
 //! notifications shown by `runs show` and the API, `slow` runs against their
 //! history, failures resolved by a retry, retention by `sluice gc` (and a
-//! `gc` killed halfway), and `GET /metrics` read by a Prometheus parser.
+//! `gc` killed halfway) and by `sluice up` at startup, and `GET /metrics`
+//! read by a Prometheus parser.
 
 mod common;
 #[path = "../../sluice-engine/tests/receivers/mod.rs"]
@@ -764,6 +765,48 @@ fn gc_killed_halfway_leaves_nothing_dangling_after_the_next_pass() {
     let output = project.sluice(&["gc", "--blob-grace", "0s", "-o", "json"]);
     assert!(output.status.success(), "{output:?}");
     check_purged(&project, &ledger);
+}
+
+/// `sluice up` applies retention when it starts (then hourly): the expired
+/// runs go with their rows, the kept ones stay, and each purge is audited
+/// as retention's. Their blobs are younger than the server's grace period
+/// (an hour), so they wait for a later pass.
+#[test]
+fn the_server_applies_retention_when_it_starts() {
+    let (project, ledger) = retention_project(4);
+    let server = Server::start(&project, &[]);
+    let listed = || -> BTreeSet<String> {
+        ids(server.get("/api/pipeline_runs?limit=500")["pipeline_runs"]
+            .as_array()
+            .expect("runs"))
+        .into_iter()
+        .collect()
+    };
+    wait_until("the server to purge the expired runs", TIMEOUT, || {
+        listed().len() == ledger.kept.len()
+    });
+    assert_eq!(listed(), ledger.kept);
+    let audit = server.get("/api/audit?limit=100");
+    let purged: BTreeSet<String> = audit["events"]
+        .as_array()
+        .expect("events")
+        .iter()
+        .filter(|event| event["action"] == "run.purge")
+        .map(|event| {
+            assert_eq!(event["actor"], "sluice:retention", "{event}");
+            event["target"].as_str().expect("a target").to_owned()
+        })
+        .collect();
+    let expected: BTreeSet<String> = ledger.expired.keys().cloned().collect();
+    assert_eq!(purged, expected);
+    let on_disk = blobs_on_disk(&project);
+    assert!(
+        ledger
+            .expired_blobs
+            .iter()
+            .all(|blob| on_disk.contains(blob)),
+        "a blob younger than the grace period was deleted"
+    );
 }
 
 #[test]

@@ -128,6 +128,22 @@ pub(super) async fn claim_deliveries(
     store: &SqliteStore,
     claim: &DeliveryClaim,
 ) -> Result<Vec<DeliveryRecord>> {
+    // Every reconcile pass asks; nearly always nothing is due. A plain read
+    // answers that without taking the write lock, which would stall this
+    // process's claims and completions behind an empty transaction.
+    let due: Option<i64> = sqlx::query_scalar(
+        "SELECT id FROM notification_delivery \
+         WHERE status = 'pending' AND next_attempt_at <= ?1 \
+           AND (claimed_until IS NULL OR claimed_until <= ?1) \
+         LIMIT 1",
+    )
+    .bind(micros(claim.now))
+    .fetch_optional(&store.pool)
+    .await
+    .db()?;
+    if due.is_none() {
+        return Ok(Vec::new());
+    }
     store
         .write(|| async {
             let mut tx = store.begin().await?;
