@@ -128,6 +128,33 @@ impl ServerArgs {
     }
 }
 
+/// Where a command keeps artifacts and data outputs.
+#[derive(Debug, Clone, Default, Args)]
+pub struct BlobArgs {
+    /// Where artifacts and data outputs are kept: a directory, or
+    /// `s3://bucket/prefix` for an S3-compatible object store (credentials
+    /// and region from the `AWS_*` environment; needs a sluice built with
+    /// `--features s3`). Default: the project's `.sluice/blobs`.
+    #[arg(long, value_name = "LOCATION", env = "SLUICE_BLOBS")]
+    pub blobs: Option<String>,
+    /// The endpoint of an S3-compatible server that is not AWS (MinIO,
+    /// Ceph, ...), like `http://127.0.0.1:9000`.
+    #[arg(long, value_name = "URL", env = "SLUICE_BLOBS_ENDPOINT")]
+    pub blobs_endpoint: Option<String>,
+}
+
+impl BlobArgs {
+    /// The same settings from the environment alone, for the commands
+    /// without the options (`run`, `runs ...`).
+    pub fn from_environment() -> BlobArgs {
+        let read = |name: &str| std::env::var(name).ok().filter(|value| !value.is_empty());
+        BlobArgs {
+            blobs: read("SLUICE_BLOBS"),
+            blobs_endpoint: read("SLUICE_BLOBS_ENDPOINT"),
+        }
+    }
+}
+
 /// Which database a command opens.
 #[derive(Debug, Clone, Args)]
 pub struct DatabaseArgs {
@@ -172,6 +199,8 @@ pub struct UpArgs {
     #[command(flatten)]
     pub database: DatabaseArgs,
     #[command(flatten)]
+    pub blobs: BlobArgs,
+    #[command(flatten)]
     pub project: ProjectArgs,
 }
 
@@ -193,6 +222,8 @@ pub struct GcArgs {
     pub output: OutputFormat,
     #[command(flatten)]
     pub database: DatabaseArgs,
+    #[command(flatten)]
+    pub blobs: BlobArgs,
     #[command(flatten)]
     pub project: ProjectArgs,
 }

@@ -8,7 +8,9 @@ use std::sync::Arc;
 
 use sluice_engine::{Engine, EngineConfig, LoadError, Project, SystemClock};
 use sluice_store::Store;
-use sluice_store::blobs::BlobStore;
+use sluice_store::blobs::{BlobStore, ObjectStoreOptions};
+
+use crate::args::BlobArgs;
 
 use crate::Failure;
 
@@ -44,7 +46,7 @@ pub async fn open(dir: &Path) -> Result<Engine, Failure> {
 }
 
 pub async fn open_with(project: Project) -> Result<Engine, Failure> {
-    open_on(project, None).await
+    open_on(project, None, &BlobArgs::from_environment()).await
 }
 
 /// Opens the store a `--database` value names: a `postgres://` URL, a
@@ -76,9 +78,13 @@ pub async fn open_store(
 }
 
 /// Opens the project's engine on the database a `--database` value names.
-pub async fn open_on(project: Project, database: Option<&str>) -> Result<Engine, Failure> {
+pub async fn open_on(
+    project: Project,
+    database: Option<&str>,
+    blobs: &BlobArgs,
+) -> Result<Engine, Failure> {
     let config = EngineConfig::for_project(&project.dir);
-    open_engine(project, database, config).await
+    open_engine(project, database, blobs, config).await
 }
 
 /// Opens the server's engine: like [`open_on`], and it fires the project's
@@ -87,22 +93,42 @@ pub async fn open_on(project: Project, database: Option<&str>) -> Result<Engine,
 pub async fn open_server_on(
     project: Project,
     database: Option<&str>,
+    blobs: &BlobArgs,
     configure: impl FnOnce(&mut EngineConfig),
 ) -> Result<Engine, Failure> {
     let mut config = EngineConfig::for_project(&project.dir);
     config.fire_schedules = true;
     configure(&mut config);
-    open_engine(project, database, config).await
+    open_engine(project, database, blobs, config).await
+}
+
+/// The blob store `--blobs` names (the project's `.sluice/blobs` without
+/// it), checked to be reachable before anything is written.
+async fn open_blobs(project: &Project, args: &BlobArgs) -> Result<BlobStore, Failure> {
+    let Some(location) = &args.blobs else {
+        return Ok(BlobStore::new(project.dir.join(".sluice").join("blobs")));
+    };
+    let options = ObjectStoreOptions {
+        endpoint: args.blobs_endpoint.clone(),
+        ..ObjectStoreOptions::default()
+    };
+    let blobs = BlobStore::open(location, &options)?;
+    blobs.check_access().await.map_err(|error| {
+        let mut failure = Failure::from(error);
+        failure.message = format!("cannot use the blob store {location}: {}", failure.message);
+        failure
+    })?;
+    Ok(blobs)
 }
 
 async fn open_engine(
     project: Project,
     database: Option<&str>,
+    blobs: &BlobArgs,
     config: EngineConfig,
 ) -> Result<Engine, Failure> {
-    let state = project.dir.join(".sluice");
     let store = open_store(&project.dir, database).await?;
-    let blobs = BlobStore::new(state.join("blobs"));
+    let blobs = open_blobs(&project, blobs).await?;
     let engine = Engine::new(store, blobs, project, Arc::new(SystemClock), config);
     engine.reap_lost_executors().await?;
     Ok(engine)

@@ -84,6 +84,24 @@ impl From<sluice_store::Error> for Failure {
     }
 }
 
+impl From<sluice_store::blobs::Error> for Failure {
+    fn from(error: sluice_store::blobs::Error) -> Failure {
+        match error {
+            sluice_store::blobs::Error::Config { message, hint } => {
+                Failure::bad_input(message, Some(hint))
+            }
+            other => Failure {
+                code: 1,
+                message: error_chain(&other),
+                hint: Some(
+                    "check --blobs, --blobs-endpoint and the AWS_* credentials, and that the bucket exists"
+                        .to_owned(),
+                ),
+            },
+        }
+    }
+}
+
 impl From<sluice_client::Error> for Failure {
     fn from(error: sluice_client::Error) -> Failure {
         // The server refused the request as asked (4xx): bad input, like the

@@ -2,8 +2,9 @@
 //! trigger with variables, follow logs over SSE, list with a window and a
 //! status filter, cancel, retry from a block, batch dry run then batch
 //! cancel, sample a block's output, download an artifact and check its
-//! SHA-256, export JSON lines; auth refusing anonymous callers; and a
-//! graceful shutdown whose interrupted try runs again after a restart.
+//! SHA-256, export JSON lines; auth refusing anonymous callers; a graceful
+//! shutdown whose interrupted try runs again after a restart; and artifacts
+//! and data outputs kept in an S3-compatible object store.
 
 mod common;
 
@@ -672,4 +673,92 @@ fn an_api_trigger_takes_its_own_token_from_the_server_environment() {
     );
     let again: Value = call("trigger-token-0123456789abcdef").json().expect("JSON");
     assert_eq!(again["pipeline_run"]["id"], run["pipeline_run"]["id"]);
+}
+
+/// With `--blobs s3://BUCKET/PREFIX`, a run's artifact and data output are
+/// objects in the bucket (content-addressed under the prefix, nothing in
+/// the project's blob directory), and the API serves them back verified.
+#[test]
+fn artifacts_and_data_outputs_can_live_in_an_s3_compatible_store() {
+    use sluice_store::conformance::s3_server::S3TestServer;
+
+    let s3 = S3TestServer::start();
+    s3.create_bucket("sluice-blobs");
+    let project = Project::new();
+    project.pipeline("etl", ETL);
+    let endpoint = s3.endpoint();
+    let mut env: Vec<(&str, String)> = s3.environment();
+    env.push(("SLUICE_BLOBS", "s3://sluice-blobs/ledger".to_owned()));
+    env.push(("SLUICE_BLOBS_ENDPOINT", endpoint));
+    let env: Vec<(&str, &str)> = env
+        .iter()
+        .map(|(name, value)| (*name, value.as_str()))
+        .collect();
+    let server = Server::start_with_env(&project, &[], &env);
+
+    let (status, created) = post(
+        &server,
+        "/api/pipelines/etl/runs",
+        json!({"variables": {"region": "apac"}}),
+    );
+    assert_eq!(status, 201, "{created}");
+    let id = created["pipeline_run"]["id"]
+        .as_str()
+        .expect("an id")
+        .to_owned();
+    wait_for_status(&server, &id, "failed");
+
+    let artifacts = get(&server, &format!("/api/artifacts?run={id}"));
+    let artifact = &artifacts["artifacts"][0];
+    let sha256 = artifact["sha256"].as_str().expect("a digest").to_owned();
+    let download = client()
+        .get(server.url(artifact["download_url"].as_str().expect("a url")))
+        .send()
+        .expect("a download");
+    assert!(download.status().is_success(), "{download:?}");
+    let bytes = download.bytes().expect("the file");
+    assert_eq!(&bytes[..], b"summary of apac\n");
+    assert_eq!(sluice_sha256(&bytes), sha256);
+    let key = format!("ledger/{}/{}", &sha256[..2], &sha256[2..]);
+    assert_eq!(
+        s3.object("sluice-blobs", &key).as_deref(),
+        Some(&b"summary of apac\n"[..]),
+        "the artifact is an object in the bucket"
+    );
+
+    let details = get(&server, &format!("/api/pipeline_runs/{id}"));
+    let extract = block_run_id(&details, 0, "extract");
+    let outputs = get(
+        &server,
+        &format!("/api/block_runs/{extract}/outputs?sample_count=2"),
+    );
+    assert_eq!(outputs["data"]["rows"], json!([["1", "a"], ["2", "b"]]));
+    let blob_dir = project.path().join(".sluice/blobs");
+    let local_files = std::fs::read_dir(&blob_dir)
+        .map(|entries| entries.count())
+        .unwrap_or(0);
+    assert_eq!(local_files, 0, "nothing was written to {blob_dir:?}");
+}
+
+/// A bucket the server cannot use stops it at startup with what to fix.
+#[test]
+fn an_unreachable_blob_store_is_refused_at_startup() {
+    use sluice_store::conformance::s3_server::S3TestServer;
+
+    let s3 = S3TestServer::start();
+    let project = Project::new();
+    project.pipeline("etl", ETL);
+    let output = project
+        .command(&["up", "--listen", "127.0.0.1:0"])
+        .envs(s3.environment())
+        .env("SLUICE_BLOBS", "s3://no-such-bucket/x")
+        .env("SLUICE_BLOBS_ENDPOINT", s3.endpoint())
+        .output()
+        .expect("run sluice up");
+    assert!(!output.status.success(), "{output:?}");
+    let stderr = String::from_utf8_lossy(&output.stderr);
+    assert!(
+        stderr.contains("cannot use the blob store s3://no-such-bucket/x"),
+        "{stderr}"
+    );
 }

@@ -481,9 +481,7 @@ fn open_object_store(
             "blob location `{}`: this sluice was built without S3 support",
             location.trim_end_matches('/')
         ),
-        hint:
-            "build it with `cargo build --release --features s3` (the `s3` feature of sluice-cli)"
-                .to_owned(),
+        hint: "build it with `cargo build --release -p sluice-cli --features s3`".to_owned(),
     })
 }
 

@@ -26,7 +26,7 @@ pub async fn gc(args: GcArgs) -> CommandResult {
         parse_duration("--blob-grace", &args.blob_grace)?
     };
     let project = context::load_project(&args.project.dir())?;
-    let engine = context::open_on(project, args.database.database.as_deref()).await?;
+    let engine = context::open_on(project, args.database.database.as_deref(), &args.blobs).await?;
     let report = engine
         .apply_retention(&RetentionParams {
             default_days: args.retention_days,

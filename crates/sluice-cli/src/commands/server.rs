@@ -25,10 +25,15 @@ pub async fn up(args: UpArgs) -> CommandResult {
     let poll_interval = parse_duration("--poll-interval", &args.poll_interval)?;
     let labels = parse_labels(&args.labels)?;
     let project = context::load_project(&args.project.dir())?;
-    let engine = context::open_server_on(project, args.database.database.as_deref(), |config| {
-        config.lease_ttl = lease_ttl;
-        config.poll_interval = poll_interval;
-    })
+    let engine = context::open_server_on(
+        project,
+        args.database.database.as_deref(),
+        &args.blobs,
+        |config| {
+            config.lease_ttl = lease_ttl;
+            config.poll_interval = poll_interval;
+        },
+    )
     .await?;
     let options = ServeOptions {
         listen: args.listen,
