@@ -23,6 +23,16 @@ pub struct World {
 }
 
 pub async fn world(pipelines: &[(&str, &str)], auth: bool) -> World {
+    world_with_blobs(pipelines, auth, None).await
+}
+
+/// A [`world`] whose engine keeps blobs in `blobs` (the project's
+/// `.sluice/blobs` when `None`).
+pub async fn world_with_blobs(
+    pipelines: &[(&str, &str)],
+    auth: bool,
+    blobs: Option<BlobStore>,
+) -> World {
     let dir = tempfile::tempdir().expect("a temporary directory");
     std::fs::create_dir_all(dir.path().join("pipelines")).expect("pipelines/");
     for (name, yaml) in pipelines {
@@ -35,7 +45,7 @@ pub async fn world(pipelines: &[(&str, &str)], auth: bool) -> World {
         .expect("a database");
     let engine = Engine::new(
         Arc::new(store),
-        BlobStore::new(dir.path().join(".sluice/blobs")),
+        blobs.unwrap_or_else(|| BlobStore::new(dir.path().join(".sluice/blobs"))),
         project,
         Arc::new(SystemClock),
         EngineConfig::for_project(dir.path()),
