@@ -26,7 +26,7 @@ use sqlx::postgres::{PgConnectOptions, PgConnection};
 use sqlx::sqlite::{SqliteConnectOptions, SqliteConnection, SqliteJournalMode, SqliteSynchronous};
 use sqlx::{AssertSqlSafe, Connection};
 
-use crate::encoding::{micros, opt_micros, to_json};
+use crate::encoding::{micros, opt_micros, search_text, to_json};
 use crate::open::Location;
 use crate::postgres::PostgresStore;
 use crate::sqlite::SqliteStore;
@@ -294,6 +294,7 @@ struct RunRow {
     invoked_by: String,
     tags: String,
     variables: String,
+    search_text: String,
     pipeline_version: String,
     created_at: i64,
     started_at: Option<i64>,
@@ -342,6 +343,7 @@ impl Rows {
                 invoked_by: to_json(&run.invoked_by)?,
                 tags: to_json(&run.tags)?,
                 variables: to_json(&run.variables)?,
+                search_text: search_text(run.id.as_str(), &run.pipeline, &run.variables),
                 pipeline_version: run.pipeline_version.clone(),
                 created_at,
                 started_at: opt_micros(run.started_at),
@@ -410,13 +412,13 @@ async fn load_sqlite(connection: &mut SqliteConnection, rows: &Rows) -> Result<(
         .await
         .map_err(Error::Database)?;
 
-    const RUN_COLUMNS: usize = 13;
+    const RUN_COLUMNS: usize = 14;
     for chunk in rows.runs.chunks(SQLITE_MAX_VALUES / RUN_COLUMNS) {
-        let group = "(?, ?, ?, 1, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)";
+        let group = "(?, ?, ?, 1, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)";
         let sql = format!(
             "INSERT INTO pipeline_run (id, pipeline, status, attempt, priority, trigger_kind, \
              invoked_by, tags, variables, pipeline_version, created_at, started_at, finished_at, \
-             error) VALUES {}",
+             error, search_text) VALUES {}",
             groups(chunk.len(), group)
         );
         let mut query = sqlx::query(AssertSqlSafe(sql));
@@ -434,7 +436,8 @@ async fn load_sqlite(connection: &mut SqliteConnection, rows: &Rows) -> Result<(
                 .bind(run.created_at)
                 .bind(run.started_at)
                 .bind(run.finished_at)
-                .bind(&run.error);
+                .bind(&run.error)
+                .bind(&run.search_text);
         }
         query.execute(&mut *tx).await.map_err(Error::Database)?;
     }
@@ -537,14 +540,15 @@ async fn load_postgres(connection: &mut PgConnection, rows: &Rows) -> Result<()>
     sqlx::query(
         "INSERT INTO pipeline_run (id, pipeline, status, attempt, priority, trigger_kind, \
          invoked_by, tags, variables, pipeline_version, created_at, started_at, finished_at, \
-         error) \
+         error, search_text) \
          SELECT id, pipeline, status, 1, priority, trigger_kind, invoked_by::JSON, tags::JSON, \
-                variables::JSON, pipeline_version, created_at, started_at, finished_at, error \
+                variables::JSON, pipeline_version, created_at, started_at, finished_at, error, \
+                search_text \
          FROM UNNEST($1::TEXT[], $2::TEXT[], $3::TEXT[], $4::BIGINT[], $5::TEXT[], $6::TEXT[], \
                      $7::TEXT[], $8::TEXT[], $9::TEXT[], $10::BIGINT[], $11::BIGINT[], \
-                     $12::BIGINT[], $13::TEXT[]) \
+                     $12::BIGINT[], $13::TEXT[], $14::TEXT[]) \
            AS t(id, pipeline, status, priority, trigger_kind, invoked_by, tags, variables, \
-                pipeline_version, created_at, started_at, finished_at, error)",
+                pipeline_version, created_at, started_at, finished_at, error, search_text)",
     )
     .bind(runs.iter().map(|r| r.id.as_str()).collect::<Vec<_>>())
     .bind(runs.iter().map(|r| r.pipeline.as_str()).collect::<Vec<_>>())
@@ -575,6 +579,11 @@ async fn load_postgres(connection: &mut PgConnection, rows: &Rows) -> Result<()>
     .bind(runs.iter().map(|r| r.started_at).collect::<Vec<_>>())
     .bind(runs.iter().map(|r| r.finished_at).collect::<Vec<_>>())
     .bind(runs.iter().map(|r| r.error.as_deref()).collect::<Vec<_>>())
+    .bind(
+        runs.iter()
+            .map(|r| r.search_text.as_str())
+            .collect::<Vec<_>>(),
+    )
     .execute(&mut *tx)
     .await
     .map_err(Error::Database)?;

@@ -8,6 +8,7 @@ use jiff::Timestamp;
 use serde::Serialize;
 use serde::de::DeserializeOwned;
 use sluice_core::status::{BlockRunStatus, RunStatus};
+use sluice_core::vars::ResolvedVariables;
 
 use crate::{Error, Resolution, Result, RunWindow, TryStatus};
 
@@ -18,6 +19,28 @@ pub(crate) const MAX_ROWS: i64 = 10_000;
 /// Converts a caller's `limit` into a bounded SQL `LIMIT`.
 pub(crate) fn bounded_limit(limit: u32) -> i64 {
     i64::from(limit).clamp(0, MAX_ROWS)
+}
+
+/// What the run listing's text search looks in, written once per run
+/// (`pipeline_run.search_text`): the id, the pipeline and every non-secret
+/// variable value (a string as itself, any other value as JSON), ASCII
+/// lower-cased and separated by U+001F, which no search contains, without
+/// NUL characters. Secret
+/// values are left out: a match would tell a caller what a secret holds.
+/// The run's error is searched in its own column, since it changes.
+pub(crate) fn search_text(id: &str, pipeline: &str, variables: &ResolvedVariables) -> String {
+    let mut text = format!("{id}\u{1f}{pipeline}");
+    for variable in variables.0.values().filter(|variable| !variable.secret) {
+        text.push('\u{1f}');
+        match &variable.value {
+            serde_json::Value::String(value) => text.push_str(value),
+            other => text.push_str(&other.to_string()),
+        }
+    }
+    // PostgreSQL's text holds no NUL, and no search contains one.
+    text.retain(|character| character != '\0');
+    text.make_ascii_lowercase();
+    text
 }
 
 pub(crate) fn micros(at: Timestamp) -> i64 {

@@ -160,6 +160,17 @@ pub async fn bulk_history(store: Arc<dyn Store>, mut loader: HistoryLoader) {
         .unwrap();
     assert_eq!(tagged.runs.len(), 1);
     assert_eq!(tagged.runs[0].id.as_str(), "hist-4");
+    // Loaded runs are found by the text search like created ones.
+    let searched = store
+        .list_runs(&RunQuery {
+            text: Some("HIST-4".to_owned()),
+            limit: 10,
+            ..RunQuery::default()
+        })
+        .await
+        .unwrap();
+    let ids: Vec<_> = searched.runs.iter().map(|run| run.id.as_str()).collect();
+    assert_eq!(ids, ["hist-4"]);
     assert_eq!(
         store
             .count_runs_by_status(&RunQuery::default())

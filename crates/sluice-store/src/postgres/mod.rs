@@ -100,6 +100,11 @@ const MIGRATIONS: &[(i64, &str, &str)] = &[
         "server_secret",
         include_str!("../../migrations/postgres/0008_server_secret.sql"),
     ),
+    (
+        9,
+        "search_text",
+        include_str!("../../migrations/postgres/0009_search_text.sql"),
+    ),
 ];
 
 /// Connections of one store's pool.

@@ -274,16 +274,11 @@ fn push_extra_filters(sql: &mut Sql, query: &RunQuery) {
                 "translate({column}, 'ABCDEFGHIJKLMNOPQRSTUVWXYZ', 'abcdefghijklmnopqrstuvwxyz')"
             )
         };
+        // `search_text` holds the id, the pipeline and the non-secret
+        // variable values, lower-cased (`encoding::search_text`).
         sql.push(&format!(
-            " AND (strpos({id}, {needle}) > 0 OR strpos({pipeline}, {needle}) > 0 \
-              OR strpos({error}, {needle}) > 0 \
-              OR EXISTS (SELECT 1 FROM json_each(r.variables) v \
-                 WHERE coalesce(v.value ->> 'secret', 'false') <> 'true' \
-                   AND strpos({value}, {needle}) > 0))",
-            id = lower("r.id"),
-            pipeline = lower("r.pipeline"),
+            " AND (strpos(r.search_text, {needle}) > 0 OR strpos({error}, {needle}) > 0)",
             error = lower("coalesce(r.error, '')"),
-            value = lower("coalesce(v.value ->> 'value', '')"),
         ));
     }
 }

@@ -12,7 +12,7 @@ use super::PostgresStore;
 use super::blocks::insert_block_runs;
 use super::codec::{self, DbResultExt, attempt_columns, get, run_columns};
 use super::notify::insert_deliveries;
-use crate::encoding::{MAX_ROWS, micros, opt_micros, to_json};
+use crate::encoding::{MAX_ROWS, micros, opt_micros, search_text, to_json};
 use crate::{
     AttemptRecord, CreatedRun, Error, NewAttempt, NewDelivery, NewRun, Result, RunFlag, RunRecord,
     RunTransition,
@@ -66,9 +66,9 @@ async fn create_run_once(store: &PostgresStore, run: &NewRun) -> Result<CreatedR
         "INSERT INTO pipeline_run (id, pipeline, status, attempt, priority, trigger_kind, \
          invoked_by, tags, variables, pipeline_version, created_at, started_at, finished_at, \
          error, sla_at, idempotency_key, owner, block_concurrency, scheduled_for, window_start, \
-         window_end) \
+         window_end, search_text) \
          VALUES ($1, $2, $3, 1, $4, $5, $6::JSON, $7::JSON, $8::JSON, $9, $10, $11, $12, $13, $14, $15, $16, $17, \
-         $18, $19, $20) \
+         $18, $19, $20, $21) \
          ON CONFLICT DO NOTHING",
     )
     .bind(run.id.as_str())
@@ -91,6 +91,7 @@ async fn create_run_once(store: &PostgresStore, run: &NewRun) -> Result<CreatedR
     .bind(opt_micros(run.window.map(|window| window.scheduled_for)))
     .bind(opt_micros(run.window.map(|window| window.window_start)))
     .bind(opt_micros(run.window.map(|window| window.window_end)))
+    .bind(search_text(run.id.as_str(), &run.pipeline, &run.variables))
     .execute(&mut *tx)
     .await
     .db()?

@@ -97,6 +97,11 @@ const MIGRATIONS: &[(i64, &str, &str)] = &[
         "server_secret",
         include_str!("../../migrations/sqlite/0009_server_secret.sql"),
     ),
+    (
+        10,
+        "search_text",
+        include_str!("../../migrations/sqlite/0010_search_text.sql"),
+    ),
 ];
 
 /// How long one statement waits for another process's write lock.

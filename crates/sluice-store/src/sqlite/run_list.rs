@@ -216,16 +216,14 @@ pub(super) fn extra_filters(query: &RunQuery) -> Vec<(String, Vec<Bind>)> {
     }
     if let Some(text) = query.text.as_deref().filter(|text| !text.is_empty()) {
         let needle = text.to_ascii_lowercase();
-        // Secret values are stored (blocks need them) but never searched:
-        // a match would tell a caller what a secret contains.
+        // `search_text` holds the id, the pipeline and the non-secret
+        // variable values (`encoding::search_text`); secrets are never
+        // searched, since a match would tell a caller what one contains.
         filters.push((
-            " AND (instr(lower(r.id), ?) > 0 OR instr(lower(r.pipeline), ?) > 0 \
-              OR instr(lower(coalesce(r.error, '')), ?) > 0 \
-              OR EXISTS (SELECT 1 FROM json_each(r.variables) v \
-                 WHERE json_extract(v.value, '$.secret') IS NOT 1 \
-                   AND instr(lower(CAST(json_extract(v.value, '$.value') AS TEXT)), ?) > 0))"
+            " AND (instr(r.search_text, ?) > 0 \
+              OR instr(lower(coalesce(r.error, '')), ?) > 0)"
                 .to_owned(),
-            vec![Bind::Text(needle); 4],
+            vec![Bind::Text(needle); 2],
         ));
     }
     filters

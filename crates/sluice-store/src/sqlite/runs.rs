@@ -14,6 +14,7 @@ use super::codec::{
     self, DbResultExt, attempt_columns, get, micros, opt_micros, run_columns, to_json,
 };
 use super::notify::insert_deliveries;
+use crate::encoding::search_text;
 use crate::{
     AttemptRecord, CreatedRun, Error, NewAttempt, NewDelivery, NewRun, Result, RunFlag, RunRecord,
     RunTransition,
@@ -70,8 +71,8 @@ async fn create_run_once(store: &SqliteStore, run: &NewRun) -> Result<CreatedRun
         "INSERT INTO pipeline_run (id, pipeline, status, attempt, priority, trigger_kind, \
          invoked_by, tags, variables, pipeline_version, created_at, started_at, finished_at, \
          error, sla_at, idempotency_key, owner, block_concurrency, scheduled_for, window_start, \
-         window_end) \
-         VALUES (?, ?, ?, 1, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?) \
+         window_end, search_text) \
+         VALUES (?, ?, ?, 1, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?) \
          ON CONFLICT DO NOTHING",
     )
     .bind(run.id.as_str())
@@ -94,6 +95,7 @@ async fn create_run_once(store: &SqliteStore, run: &NewRun) -> Result<CreatedRun
     .bind(opt_micros(run.window.map(|window| window.scheduled_for)))
     .bind(opt_micros(run.window.map(|window| window.window_start)))
     .bind(opt_micros(run.window.map(|window| window.window_end)))
+    .bind(search_text(run.id.as_str(), &run.pipeline, &run.variables))
     .execute(&mut *tx)
     .await
     .db()?
