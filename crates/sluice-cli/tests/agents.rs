@@ -190,6 +190,27 @@ fn a_cancellation_reaches_the_agent_and_kills_the_whole_group(backend: Backend) 
     assert_eq!(world.block_run(&run, "long")["status"], "cancelled");
 }
 
+/// A block run's two tries: the first `lost` (on the agent named `lost_on`,
+/// when given), the second `completed` (on `completed_on`, when given).
+fn assert_lost_then_completed(tries: &[Value], lost_on: Option<&str>, completed_on: Option<&str>) {
+    assert_eq!(tries.len(), 2, "{tries:?}");
+    for (attempt_try, status, agent) in [
+        (&tries[0], "lost", lost_on),
+        (&tries[1], "completed", completed_on),
+    ] {
+        assert_eq!(attempt_try["status"], status, "{tries:?}");
+        if let Some(agent) = agent {
+            let prefix = format!("agent-{agent}-");
+            assert!(
+                attempt_try["executor"]
+                    .as_str()
+                    .is_some_and(|executor| executor.starts_with(&prefix)),
+                "{tries:?}"
+            );
+        }
+    }
+}
+
 /// An agent driven by hand over the agent API: registered with
 /// `pool=POOL`, holding the try it claimed.
 struct HandAgent {
@@ -262,9 +283,7 @@ fn an_agent_that_cannot_renew_its_lease_kills_its_try_before_the_lease_ends(back
         .as_array()
         .expect("tries")
         .clone();
-    assert_eq!(tries.len(), 2, "{tries:?}");
-    assert_eq!(tries[0]["status"], "lost", "{tries:?}");
-    assert_eq!(tries[1]["status"], "completed", "{tries:?}");
+    assert_lost_then_completed(&tries, None, None);
 }
 
 fn a_killed_agent_s_try_is_lost_and_runs_again_elsewhere_never_twice_at_once(backend: Backend) {
@@ -301,21 +320,7 @@ fn a_killed_agent_s_try_is_lost_and_runs_again_elsewhere_never_twice_at_once(bac
         .as_array()
         .expect("tries")
         .clone();
-    assert_eq!(tries.len(), 2, "{tries:?}");
-    assert_eq!(tries[0]["status"], "lost", "{tries:?}");
-    assert!(
-        tries[0]["executor"]
-            .as_str()
-            .is_some_and(|executor| executor.starts_with("agent-first-")),
-        "{tries:?}"
-    );
-    assert_eq!(tries[1]["status"], "completed", "{tries:?}");
-    assert!(
-        tries[1]["executor"]
-            .as_str()
-            .is_some_and(|executor| executor.starts_with("agent-second-")),
-        "{tries:?}"
-    );
+    assert_lost_then_completed(&tries, Some("first"), Some("second"));
     let recorded = std::fs::read_to_string(world.project.path().join(events)).expect("events");
     assert_eq!(recorded, "start 1\nstart 2\nend 2\n", "no overlap");
 }
@@ -453,15 +458,7 @@ fn a_stopped_agent_kills_its_block_when_it_wakes_and_the_retry_s_result_stands(b
 
     let block_run = world.block_run(&run, "work");
     let tries = block_run["tries"].as_array().expect("tries").clone();
-    assert_eq!(tries.len(), 2, "{tries:?}");
-    assert_eq!(tries[0]["status"], "lost", "{tries:?}");
-    assert!(
-        tries[0]["executor"]
-            .as_str()
-            .is_some_and(|executor| executor.starts_with("agent-stopped-")),
-        "{tries:?}"
-    );
-    assert_eq!(tries[1]["status"], "completed", "{tries:?}");
+    assert_lost_then_completed(&tries, Some("stopped"), None);
     assert_eq!(block_run["status"], "completed", "{block_run:#}");
     assert_eq!(block_run["outputs"]["result"], "try2", "{block_run:#}");
     assert_eq!(
@@ -529,9 +526,7 @@ fn the_late_writes_of_an_agent_whose_lease_expired_are_refused(backend: Backend)
 
     let block_run = world.block_run(&run, "only");
     let tries = block_run["tries"].as_array().expect("tries").clone();
-    assert_eq!(tries.len(), 2, "{tries:?}");
-    assert_eq!(tries[0]["status"], "lost", "{tries:?}");
-    assert_eq!(tries[1]["status"], "completed", "{tries:?}");
+    assert_lost_then_completed(&tries, None, None);
     assert_eq!(block_run["outputs"]["result"], "try2", "{block_run:#}");
     assert!(
         world
