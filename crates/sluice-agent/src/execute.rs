@@ -29,8 +29,9 @@ pub(crate) struct TryEnv {
     pub client: Client,
     pub agent: AgentId,
     pub leases: Leases,
-    pub project_dir: PathBuf,
+    pub project_dir: Option<PathBuf>,
     pub work_dir: PathBuf,
+    pub projects: std::sync::Arc<sluice_exec::ProjectCache>,
 }
 
 /// Whether an error is worth trying again: the server was unreachable,
@@ -66,8 +67,84 @@ where
 /// Executes a claimed try to its end and reports it.
 pub(crate) async fn execute(env: TryEnv, claimed: ClaimedTry, cancel: CancellationToken) {
     let try_id = TryId(claimed.try_id.clone());
-    let env_agent = env.agent.clone();
     let scratch_dir = env.work_dir.join("tries").join(&claimed.try_id);
+    let outcome = match check_out(&env, &claimed, &scratch_dir).await {
+        Ok(project_dir) => run(&env, &claimed, project_dir, &scratch_dir, cancel).await,
+        // A failed try: the block's retries apply, as to any failure.
+        Err(message) => TryOutcome::failed(message),
+    };
+
+    let reason = env.leases.release(&try_id);
+    if matches!(reason, Some(StopReason::Lost)) {
+        tracing::warn!(try_id = %try_id, "the try was stopped because its lease is lost; nothing is reported");
+    } else {
+        report(&env, &claimed, outcome, reason).await;
+    }
+    let _ = tokio::fs::remove_dir_all(&scratch_dir).await;
+}
+
+/// The try's working directory: a fresh copy of the project files its run
+/// is pinned to, or the agent's `--project` for a run without a version.
+async fn check_out(
+    env: &TryEnv,
+    claimed: &ClaimedTry,
+    scratch_dir: &std::path::Path,
+) -> Result<PathBuf, String> {
+    let Some(version) = &claimed.project_version else {
+        return env.project_dir.clone().ok_or_else(|| {
+            format!(
+                "run {} has no pinned project files and this agent was started without --project; \
+                 start the agent with --project DIR to run it",
+                claimed.run_id
+            )
+        });
+    };
+    let list = || async {
+        let listed = retried("fetching the project's file list", || {
+            env.client.agent_project_version(version)
+        })
+        .await
+        .map_err(|error| format!("{error:#}"))?;
+        Ok(listed
+            .files
+            .into_iter()
+            .map(|file| sluice_exec::PinnedFile {
+                path: file.path,
+                sha256: file.sha256,
+                size: file.size,
+                executable: file.executable,
+            })
+            .collect())
+    };
+    let fetch = |file: sluice_exec::PinnedFile, dest: PathBuf| async move {
+        retried("fetching a project file", || {
+            env.client
+                .download_project_file(version, &file.sha256, &dest)
+        })
+        .await
+        .map(drop)
+        .map_err(|error| format!("{error:#}"))
+    };
+    let dest = scratch_dir.join("project");
+    env.projects
+        .checkout(version, &dest, list, fetch)
+        .await
+        .map_err(|error| {
+            format!("cannot check out version {version} of the project's files: {error:#}")
+        })?;
+    Ok(dest)
+}
+
+/// Runs the try in `project_dir`, streaming its log chunks.
+async fn run(
+    env: &TryEnv,
+    claimed: &ClaimedTry,
+    project_dir: PathBuf,
+    scratch_dir: &std::path::Path,
+    cancel: CancellationToken,
+) -> TryOutcome {
+    let try_id = TryId(claimed.try_id.clone());
+    let env_agent = env.agent.clone();
     let request = TryRequest {
         command: match &claimed.command {
             AgentCommand::Shell { script } => Command::Shell {
@@ -77,8 +154,8 @@ pub(crate) async fn execute(env: TryEnv, claimed: ClaimedTry, cancel: Cancellati
                 path: PathBuf::from(path),
             },
         },
-        project_dir: env.project_dir.clone(),
-        scratch_dir: scratch_dir.clone(),
+        project_dir,
+        scratch_dir: scratch_dir.to_path_buf(),
         context: BlockContext {
             run_id: claimed.run_id.clone(),
             pipeline: claimed.pipeline.clone(),
@@ -114,21 +191,14 @@ pub(crate) async fn execute(env: TryEnv, claimed: ClaimedTry, cancel: Cancellati
         claimed.epoch,
         receiver,
     ));
-    let outcome = match sluice_exec::run_try(request, sender, cancel.clone()).await {
+    let outcome = match sluice_exec::run_try(request, sender, cancel).await {
         Ok(outcome) => outcome,
         Err(error) => TryOutcome::failed(format!("{error:#}")),
     };
     if let Err(error) = uploader.await {
         tracing::error!(%error, "the log uploader panicked");
     }
-
-    let reason = env.leases.release(&try_id);
-    if matches!(reason, Some(StopReason::Lost)) {
-        tracing::warn!(try_id = %try_id, "the try was stopped because its lease is lost; nothing is reported");
-    } else {
-        report(&env, &claimed, outcome, reason).await;
-    }
-    let _ = tokio::fs::remove_dir_all(&scratch_dir).await;
+    outcome
 }
 
 /// Sends the try's log chunks as they come. A stale epoch stops the try.

@@ -17,9 +17,10 @@
 //!  guardian (a process) ── the agent died ──> kill every process of its tries
 //! ```
 //!
-//! Tries run in a project directory given to the agent (`--project`);
-//! fetching the project's files from the server by content hash is not
-//! done yet.
+//! A try runs in a fresh copy of the project files its run is pinned to:
+//! the agent fetches each version once, file by file by SHA-256, into its
+//! cache (`WORK_DIR/projects`, see `sluice_exec::ProjectCache`). A run
+//! recorded without a project version runs in the `--project` directory.
 
 mod execute;
 mod leases;
@@ -52,9 +53,11 @@ pub struct AgentOptions {
     pub labels: BTreeMap<String, String>,
     /// Most tries executing at once.
     pub concurrency: usize,
-    /// Where blocks run (their working directory).
-    pub project_dir: PathBuf,
-    /// Where tries get their scratch directories.
+    /// Where tries of runs recorded without a project version run; every
+    /// other try runs in a copy of its run's pinned project files.
+    pub project_dir: Option<PathBuf>,
+    /// Where tries get their scratch directories, and the cache of project
+    /// versions (`projects/`).
     pub work_dir: PathBuf,
     /// How long running tries may take to finish once draining starts.
     pub drain_grace: Duration,
@@ -76,6 +79,8 @@ pub enum Error {
         #[source]
         source: std::io::Error,
     },
+    #[error("cannot open the cache of project versions")]
+    ProjectCache(#[source] sluice_exec::ProjectError),
 }
 
 /// How an agent's life ended.
@@ -100,6 +105,10 @@ pub async fn run(
             path: options.work_dir.clone(),
             source,
         })?;
+    let projects = std::sync::Arc::new(
+        sluice_exec::ProjectCache::open(options.work_dir.join("projects"))
+            .map_err(Error::ProjectCache)?,
+    );
     let registered = client
         .register_agent(&RegisterAgentRequest {
             name: options.name.clone(),
@@ -140,6 +149,7 @@ pub async fn run(
         leases: leases.clone(),
         project_dir: options.project_dir.clone(),
         work_dir: options.work_dir.clone(),
+        projects: projects.clone(),
     };
     // Each try is a task named by its try id (in its log lines); it ends
     // when its process group is gone and its end is reported, and is

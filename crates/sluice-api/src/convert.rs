@@ -50,6 +50,7 @@ pub fn run(record: RunRecord) -> proto::Run {
         tags: record.tags,
         variables,
         pipeline_version: record.pipeline_version,
+        project_version: record.project_version,
         created_at: record.created_at,
         started_at: record.started_at,
         finished_at: record.finished_at,
@@ -180,6 +181,8 @@ fn attempt(details: AttemptDetails) -> proto::Attempt {
         started_at: record.started_at,
         finished_at: record.finished_at,
         error: record.error,
+        pipeline_version: record.pipeline_version,
+        project_version: record.project_version,
         block_runs: details
             .block_runs
             .into_iter()

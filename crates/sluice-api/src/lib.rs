@@ -66,6 +66,7 @@ pub fn router(state: AppState) -> Router {
         .route("/api/pipelines", get(pipelines::list))
         .route("/api/pipelines/{name}", get(pipelines::show))
         .route("/api/pipelines/{name}/runs", post(pipelines::trigger))
+        .route("/api/projects/{version}", get(pipelines::project_version))
         .route("/api/pipeline_runs", get(runs::list))
         .route("/api/pipeline_runs/export", get(export::export))
         .route("/api/pipeline_runs/batch", post(batch::batch))
@@ -103,6 +104,14 @@ pub fn router(state: AppState) -> Router {
         .route("/api/agent/register", post(agent::register))
         .route("/api/agent/claim", post(agent::claim))
         .route("/api/agent/heartbeat", post(agent::heartbeat))
+        .route(
+            "/api/agent/projects/{version}",
+            get(agent::agent_project_version),
+        )
+        .route(
+            "/api/agent/projects/{version}/files/{sha256}",
+            get(agent::agent_project_file),
+        )
         .route("/api/agent/tries/{id}/logs", post(agent::logs))
         .route(
             "/api/agent/tries/{id}/files",

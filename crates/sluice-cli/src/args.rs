@@ -270,10 +270,14 @@ pub struct AgentArgs {
     /// before they are stopped (and run again elsewhere).
     #[arg(long, default_value = "30s", value_name = "DURATION")]
     pub drain_grace: String,
-    /// Where tries get their scratch directories (default:
-    /// `.sluice/agent` in the project directory).
+    /// Where tries get their scratch directories and the agent caches the
+    /// project versions it fetched (default: `.sluice/agent` under
+    /// `--project`, or under the current directory).
     #[arg(long, value_name = "DIR")]
     pub work_dir: Option<PathBuf>,
+    /// Tries run in a copy of the project files their run is pinned to,
+    /// fetched from the server; `--project` is only needed for runs
+    /// recorded without pinned files, which run in it.
     #[command(flatten)]
     pub project: ProjectArgs,
 }
@@ -545,6 +549,10 @@ pub struct RetryArgs {
     /// Rerun every block.
     #[arg(long)]
     pub all: bool,
+    /// Run the pipeline file and project files as they are now, instead of
+    /// the versions the run is pinned to; later retries keep these.
+    #[arg(long)]
+    pub latest: bool,
     #[arg(long, short = 'o', value_enum, default_value_t)]
     pub output: OutputFormat,
     #[command(flatten)]

@@ -125,10 +125,26 @@ async fn open_engine(
     project: Project,
     database: Option<&str>,
     blobs: &BlobArgs,
-    config: EngineConfig,
+    mut config: EngineConfig,
 ) -> Result<Engine, Failure> {
     let store = open_store(&project.dir, database).await?;
     let blobs = open_blobs(&project, blobs).await?;
+    // A database file or blob directory inside the project is never part
+    // of what a run pins (it changes with every run).
+    if let Some(sluice_store::Location::Sqlite(path)) = database.map(sluice_store::Location::parse)
+    {
+        let absolute = std::path::absolute(&path).unwrap_or(path);
+        for suffix in ["", "-wal", "-shm", "-journal"] {
+            let mut name = absolute.clone().into_os_string();
+            name.push(suffix);
+            config.unpinned.push(name.into());
+        }
+    }
+    if !blobs.root().as_os_str().is_empty() {
+        config
+            .unpinned
+            .push(std::path::absolute(blobs.root()).unwrap_or_else(|_| blobs.root().to_path_buf()));
+    }
     let engine = Engine::new(store, blobs, project, Arc::new(SystemClock), config);
     engine.reap_lost_executors().await?;
     Ok(engine)

@@ -244,6 +244,13 @@ pub fn details_text(details: &proto::RunDetails) -> String {
         ("run", run.id.clone()),
         ("pipeline", run.pipeline.clone()),
         ("version", run.pipeline_version.chars().take(12).collect()),
+        (
+            "files",
+            run.project_version.as_deref().map_or_else(
+                || "not pinned".to_owned(),
+                |version| version.chars().take(12).collect(),
+            ),
+        ),
         ("status", output::status(&run.status, colour)),
         ("attempt", run.attempt.to_string()),
         ("invoked by", invoked),
@@ -299,7 +306,7 @@ pub fn details_text(details: &proto::RunDetails) -> String {
         out.push_str(&variables_table(&run.variables));
     }
     for attempt in details.attempts.iter().rev() {
-        out.push_str(&attempt_text(attempt, run.baseline.as_ref(), colour));
+        out.push_str(&attempt_text(attempt, run, colour));
     }
     if !details.artifacts.is_empty() {
         out.push_str("\nartifacts\n");
@@ -325,11 +332,8 @@ pub fn details_text(details: &proto::RunDetails) -> String {
 
 /// An attempt's block runs; with a baseline, each block's median and p95
 /// stand next to its duration.
-fn attempt_text(
-    attempt: &proto::Attempt,
-    baseline: Option<&proto::RunBaseline>,
-    colour: bool,
-) -> String {
+fn attempt_text(attempt: &proto::Attempt, run: &proto::Run, colour: bool) -> String {
+    let baseline = run.baseline.as_ref();
     let mut out = format!(
         "\nattempt {} ({}) {}",
         attempt.attempt,
@@ -341,6 +345,27 @@ fn attempt_text(
     }
     if let Some(by) = &attempt.created_by {
         out.push_str(&format!(" by {by}"));
+    }
+    // An attempt that ran other versions than the run is pinned to now
+    // (before a retry with --latest) says which.
+    let short = |version: Option<&str>| {
+        version.map_or_else(
+            || "not pinned".to_owned(),
+            |version| version.chars().take(12).collect::<String>(),
+        )
+    };
+    let other_pipeline = attempt
+        .pipeline_version
+        .as_deref()
+        .is_some_and(|version| version != run.pipeline_version);
+    let other_files =
+        attempt.pipeline_version.is_some() && attempt.project_version != run.project_version;
+    if other_pipeline || other_files {
+        out.push_str(&format!(
+            " with version {} files {}",
+            short(attempt.pipeline_version.as_deref()),
+            short(attempt.project_version.as_deref())
+        ));
     }
     out.push('\n');
     let rows: Vec<Vec<String>> = attempt

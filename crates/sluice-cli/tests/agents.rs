@@ -29,6 +29,7 @@ on_both_backends!(
     a_child_pipeline_block_claimed_by_an_agent_runs_in_the_server,
     a_stopped_agent_kills_its_block_when_it_wakes_and_the_retry_s_result_stands,
     the_late_writes_of_an_agent_whose_lease_expired_are_refused,
+    an_agent_without_a_checkout_runs_the_pinned_files_and_a_retry_keeps_them,
 );
 
 const LABELLED: &str = r#"
@@ -292,8 +293,10 @@ fn a_killed_agent_s_try_is_lost_and_runs_again_elsewhere_never_twice_at_once(bac
     // Each try takes a lock for its whole life and records its start and
     // end; a try that finds the lock taken records an overlap. The first
     // try would sleep forever.
+    // Tries run in copies of the project, so the lock and the record are
+    // in the test's directory, `$TEST_DIR`.
     let pipeline = format!(
-        "blocks:\n  exclusive:\n    labels: {{pool: remote}}\n    retries: 2\n    run: |\n      exec 9>> block.lock\n      flock -n 9 || {{ echo \"overlap $SLUICE_TRY\" >> {events}; exit 3; }}\n      echo \"start $SLUICE_TRY\" >> {events}\n      if [ \"$SLUICE_TRY\" = 1 ]; then sleep {marker} & wait; fi\n      echo \"end $SLUICE_TRY\" >> {events}\n"
+        "blocks:\n  exclusive:\n    labels: {{pool: remote}}\n    retries: 2\n    run: |\n      exec 9>> \"$TEST_DIR/block.lock\"\n      flock -n 9 || {{ echo \"overlap $SLUICE_TRY\" >> \"$TEST_DIR/{events}\"; exit 3; }}\n      echo \"start $SLUICE_TRY\" >> \"$TEST_DIR/{events}\"\n      if [ \"$SLUICE_TRY\" = 1 ]; then sleep {marker} & wait; fi\n      echo \"end $SLUICE_TRY\" >> \"$TEST_DIR/{events}\"\n"
     );
     let Some(world) = World::start(backend, &[("exclusive", pipeline.as_str())]) else {
         return;
@@ -418,7 +421,7 @@ fn a_stopped_agent_kills_its_block_when_it_wakes_and_the_retry_s_result_stands(b
     // The first try would sleep forever; every try records its start and
     // end and leaves its number as an output.
     let pipeline = format!(
-        "blocks:\n  work:\n    labels: {{pool: remote}}\n    retries: 2\n    run: |\n      echo \"start $SLUICE_TRY\" >> {events}\n      if [ \"$SLUICE_TRY\" = 1 ]; then sleep {marker} & wait; fi\n      echo \"result=try$SLUICE_TRY\" >> \"$SLUICE_OUTPUT\"\n      echo \"end $SLUICE_TRY\" >> {events}\n"
+        "blocks:\n  work:\n    labels: {{pool: remote}}\n    retries: 2\n    run: |\n      echo \"start $SLUICE_TRY\" >> \"$TEST_DIR/{events}\"\n      if [ \"$SLUICE_TRY\" = 1 ]; then sleep {marker} & wait; fi\n      echo \"result=try$SLUICE_TRY\" >> \"$SLUICE_OUTPUT\"\n      echo \"end $SLUICE_TRY\" >> \"$TEST_DIR/{events}\"\n"
     );
     let Some(world) = World::start(backend, &[("work", pipeline.as_str())]) else {
         return;
@@ -535,4 +538,191 @@ fn the_late_writes_of_an_agent_whose_lease_expired_are_refused(backend: Backend)
         "no late log line was kept"
     );
     assert_eq!(world.details(&run)["pipeline_run"]["status"], "completed");
+}
+
+const PINNED: &str = r#"
+blocks:
+  step:
+    labels: {remote: "true"}
+    script: scripts/step.sh
+"#;
+
+/// The script of [`PINNED`]: its marker comes from another project file,
+/// it runs an executable of the project, and it leaves a file in its
+/// working directory that no later try may see.
+const STEP: &str = r#"#!/bin/sh
+. ./lib/marker.sh
+echo "marker=$MARKER" >> "$SLUICE_OUTPUT"
+echo "tool=$(./bin/tool)" >> "$SLUICE_OUTPUT"
+echo "cwd=$(pwd)" >> "$SLUICE_OUTPUT"
+echo "leftover=$(cat leftover.txt 2>/dev/null || echo none)" >> "$SLUICE_OUTPUT"
+echo "written by an earlier try" > leftover.txt
+"#;
+
+/// The block run of `block` in attempt `attempt` of a run's details.
+fn block_of_attempt(details: &Value, attempt: u64, block: &str) -> Value {
+    let attempt = details["attempts"]
+        .as_array()
+        .expect("attempts")
+        .iter()
+        .find(|candidate| candidate["attempt"] == attempt)
+        .unwrap_or_else(|| panic!("attempt {attempt} in {details}"));
+    attempt["block_runs"]
+        .as_array()
+        .expect("block runs")
+        .iter()
+        .find(|block_run| block_run["block"] == block)
+        .expect("the block run")
+        .clone()
+}
+
+fn an_agent_without_a_checkout_runs_the_pinned_files_and_a_retry_keeps_them(backend: Backend) {
+    let Some(world) = World::start(backend, &[("pinned", PINNED)]) else {
+        return;
+    };
+    world.project.write("scripts/step.sh", STEP);
+    world.project.write("lib/marker.sh", "MARKER=one\n");
+    let tool = world.project.write("bin/tool", "#!/bin/sh\necho works\n");
+    {
+        use std::os::unix::fs::PermissionsExt;
+        std::fs::set_permissions(&tool, std::fs::Permissions::from_mode(0o755)).expect("chmod");
+    }
+    // Not part of any version: ignored, and hidden.
+    world.project.write(".sluiceignore", "data/\n");
+    world.project.write("data/big.csv", "a,b\n");
+
+    let home = tempfile::tempdir().expect("a directory for the agent");
+    let mut agent = world.agent_without_project("bare", "remote=true", home.path());
+    let (status, body) = world.call(
+        reqwest::Method::POST,
+        "/api/pipelines/pinned/runs",
+        &world.operator,
+        Some(json!({})),
+    );
+    assert_eq!(status, 201, "{body}");
+    let run = body["pipeline_run"]["id"]
+        .as_str()
+        .expect("an id")
+        .to_owned();
+    let first_version = body["pipeline_run"]["project_version"]
+        .as_str()
+        .expect("a pinned project version")
+        .to_owned();
+    world.wait_for_run(&run, "completed");
+
+    let details = world.details(&run);
+    let first = block_of_attempt(&details, 1, "step");
+    assert_eq!(first["outputs"]["marker"], "one", "{first}");
+    assert_eq!(first["outputs"]["tool"], "works", "{first}");
+    assert_eq!(first["outputs"]["leftover"], "none", "{first}");
+    let cwd = first["outputs"]["cwd"].as_str().expect("cwd");
+    let work = home.path().join("work").canonicalize().expect("work dir");
+    assert!(
+        cwd.starts_with(work.to_str().expect("UTF-8")),
+        "the try ran in a copy under the agent's work directory: {cwd}"
+    );
+
+    // The version lists exactly the project's pinned files.
+    let listed = world.get(&format!("/api/projects/{first_version}"));
+    let paths: Vec<&str> = listed["files"]
+        .as_array()
+        .expect("files")
+        .iter()
+        .filter_map(|file| file["path"].as_str())
+        .collect();
+    assert_eq!(
+        paths,
+        [
+            "bin/tool",
+            "lib/marker.sh",
+            "pipelines/pinned.yaml",
+            "scripts/step.sh"
+        ],
+        "{listed}"
+    );
+    assert_eq!(listed["files"][0]["executable"], true, "{listed}");
+
+    // The project changes on disk; a retry still runs the pinned files.
+    world.project.write("lib/marker.sh", "MARKER=two\n");
+    let retry = |body: Value| {
+        let (status, answer) = world.call(
+            reqwest::Method::POST,
+            &format!("/api/pipeline_runs/{run}/retry"),
+            &world.operator,
+            Some(body),
+        );
+        assert_eq!(status, 200, "{answer}");
+    };
+    retry(json!({"mode": "all"}));
+    wait_until("attempt 2 to complete", TIMEOUT, || {
+        let details = world.details(&run);
+        details["pipeline_run"]["attempt"] == 2 && details["pipeline_run"]["status"] == "completed"
+    });
+    let details = world.details(&run);
+    let second = block_of_attempt(&details, 2, "step");
+    assert_eq!(second["outputs"]["marker"], "one", "{second}");
+    assert_eq!(
+        second["outputs"]["leftover"], "none",
+        "each try gets a fresh copy: {second}"
+    );
+    assert_eq!(
+        details["pipeline_run"]["project_version"],
+        first_version.as_str()
+    );
+
+    // Asked for the latest files, the retry runs them and the run is pinned
+    // to them from then on; the earlier attempts keep theirs.
+    retry(json!({"mode": "all", "latest": true}));
+    wait_until("attempt 3 to complete", TIMEOUT, || {
+        let details = world.details(&run);
+        details["pipeline_run"]["attempt"] == 3 && details["pipeline_run"]["status"] == "completed"
+    });
+    let details = world.details(&run);
+    let third = block_of_attempt(&details, 3, "step");
+    assert_eq!(third["outputs"]["marker"], "two", "{third}");
+    let latest = details["pipeline_run"]["project_version"]
+        .as_str()
+        .expect("a version")
+        .to_owned();
+    assert_ne!(latest, first_version);
+    let attempt_versions: Vec<&Value> = details["attempts"]
+        .as_array()
+        .expect("attempts")
+        .iter()
+        .map(|attempt| &attempt["project_version"])
+        .collect();
+    assert!(
+        attempt_versions.contains(&&json!(first_version)),
+        "{details}"
+    );
+    assert!(attempt_versions.contains(&&json!(latest)), "{details}");
+
+    // `runs show` names the pinned files' version.
+    let shown = world.project.sluice(&[
+        "runs",
+        "show",
+        &run,
+        "--server",
+        &world.base,
+        "--token",
+        &world.operator,
+    ]);
+    let text = String::from_utf8_lossy(&shown.stdout);
+    assert!(shown.status.success(), "{shown:?}");
+    assert!(
+        text.contains(&format!("files        {}", &latest[..12])),
+        "{text}"
+    );
+
+    // The agent fetched each version once into its cache.
+    let mut cached: Vec<String> = std::fs::read_dir(home.path().join("work").join("projects"))
+        .expect("the agent's cache")
+        .flatten()
+        .map(|entry| entry.file_name().to_string_lossy().into_owned())
+        .collect();
+    cached.sort();
+    let mut expected = vec![first_version.clone(), latest.clone()];
+    expected.sort();
+    assert_eq!(cached, expected);
+    agent.kill();
 }

@@ -53,7 +53,7 @@ blocks:
 "#;
 
 /// A block that prints a line (and a red one), then waits for the file
-/// `gates/GATE` in the project (at most a minute), then prints another.
+/// `$TEST_DIR/gates/GATE` (at most a minute), then prints another.
 const GATE: &str = r#"
 variables:
   gate: none
@@ -63,7 +63,7 @@ blocks:
       echo "first line"
       printf '\033[31mred alert\033[0m\n'
       for _ in $(seq 1 600); do
-        if [ -f "gates/$SLUICE_VAR_GATE" ]; then break; fi
+        if [ -f "$TEST_DIR/gates/$SLUICE_VAR_GATE" ]; then break; fi
         sleep 0.1
       done
       echo "second line"

@@ -251,14 +251,14 @@ fn run_on_a_server_exits_with_the_outcome() {
     );
 }
 
-/// A pipeline whose block waits for the file `go` in the project.
+/// A pipeline whose block waits for the file `go` in the test's directory.
 const GATED: &str = r#"
 blocks:
   wait:
     run: |
       echo "waiting"
-      for i in $(seq 1 600); do test -f go && break; sleep 0.1; done
-      test -f go
+      for i in $(seq 1 600); do test -f "$TEST_DIR/go" && break; sleep 0.1; done
+      test -f "$TEST_DIR/go"
       echo "released"
 "#;
 
@@ -367,7 +367,10 @@ fn detach_returns_at_once_and_logs_follow_and_cancel_go_through_the_server() {
 #[test]
 fn retry_on_a_server_returns_once_the_attempt_exists() {
     let project = Project::new();
-    project.pipeline("picky", "blocks:\n  need_file:\n    run: test -f ready\n");
+    project.pipeline(
+        "picky",
+        "blocks:\n  need_file:\n    run: test -f \"$TEST_DIR/ready\"\n",
+    );
     let server = Server::start(&project, &[]);
     let failed = remote(&project, &server, &["run", "picky", "-o", "json"]);
     assert_eq!(failed.status.code(), Some(1));

@@ -17,7 +17,7 @@ blocks:
     needs: [prepare]
     run: |
       echo "checking in mode ${{ vars.mode }} with $SLUICE_VAR_TOKEN"
-      if [ "${{ vars.mode }}" = bad ] && [ ! -e gate ]; then
+      if [ "${{ vars.mode }}" = bad ] && [ ! -e "$TEST_DIR/gate" ]; then
         echo "disk full on attempt $SLUICE_ATTEMPT" >&2
         exit 3
       fi

@@ -26,7 +26,8 @@ on_both_backends!(
     a_crashed_server_s_try_runs_again_after_a_restart_never_twice_at_once,
 );
 
-/// A block that prints lines 1 to 20, waits for the file `gate`, then
+/// A block that prints lines 1 to 20, waits for the file `gate` (in the
+/// test's directory, `$TEST_DIR`, not in its copy of the project), then
 /// prints lines 21 to 40; `labels` is its `labels:` line (or nothing).
 fn numbered(labels: &str) -> String {
     format!(
@@ -36,6 +37,7 @@ blocks:
     {labels}
     retries: 1
     run: |
+      cd "$TEST_DIR"
       exec 9>> block.lock
       flock -n 9 || {{ echo "overlap $SLUICE_TRY" >> events.log; exit 3; }}
       echo "start $SLUICE_TRY" >> events.log
@@ -403,6 +405,7 @@ blocks:
     labels: {pool: remote}
     retries: 2
     run: |
+      cd "$TEST_DIR"
       exec 9>> "lock.$SLUICE_RUN_ID"
       flock -n 9 || { echo "overlap $SLUICE_RUN_ID $SLUICE_TRY" >> events.log; exit 3; }
       echo "start $SLUICE_RUN_ID $SLUICE_TRY" >> events.log

@@ -307,7 +307,7 @@ fn a_failure_is_unresolved_until_a_retry_completes_it() {
     let project = Project::new();
     project.pipeline(
         "load",
-        "blocks:\n  check:\n    run: test -e gate\n  publish:\n    needs: [check]\n    run: 'true'\n",
+        "blocks:\n  check:\n    run: test -e \"$TEST_DIR/gate\"\n  publish:\n    needs: [check]\n    run: 'true'\n",
     );
     project.write("gate", "open");
     let (code, fine) = project.run("load", &[]);
@@ -544,6 +544,7 @@ fn retention_project(expired: usize) -> (Project, Ledger) {
                 id: RunId("old-unfinished".to_owned()),
                 pipeline: "daily".to_owned(),
                 pipeline_version: versions["daily"].clone(),
+                project_version: None,
                 status: RunStatus::Initial,
                 priority: 0,
                 invoked_by: InvokedBy {

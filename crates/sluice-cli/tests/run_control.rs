@@ -146,7 +146,7 @@ fn ctrl_c_cancels_the_run_cleanly() {
 #[test]
 fn the_three_retry_modes_open_new_attempts_and_keep_the_old_ones() {
     let project = Project::new();
-    // `b` fails until the file `fixed` exists.
+    // `b` fails until the file `fixed` exists in the test's directory.
     project.pipeline(
         "retryable",
         r#"
@@ -155,7 +155,7 @@ blocks:
     run: echo "a ran in attempt $SLUICE_ATTEMPT" && echo "value=from-a-$SLUICE_ATTEMPT" >> "$SLUICE_OUTPUT"
   b:
     needs: [a]
-    run: test -f fixed && echo "b ran with ${{ blocks.a.outputs.value }}"
+    run: test -f "$TEST_DIR/fixed" && echo "b ran with ${{ blocks.a.outputs.value }}"
   c:
     needs: [b]
     run: echo "c ran"
@@ -261,7 +261,7 @@ on_limit: wait
 blocks:
   hold:
     run: |
-      while [ ! -f release ]; do sleep 0.05; done
+      while [ ! -f "$TEST_DIR/release" ]; do sleep 0.05; done
 "#,
     );
     let mut first = project.spawn(&["run", "single"]);
@@ -313,7 +313,7 @@ on_limit: skip
 blocks:
   hold:
     run: |
-      while [ ! -f release ]; do sleep 0.05; done
+      while [ ! -f "$TEST_DIR/release" ]; do sleep 0.05; done
 "#,
     );
     let mut first = project.spawn(&["run", "skipper"]);
@@ -394,7 +394,7 @@ sla: 1s
 blocks:
   slow:
     run: |
-      while [ ! -f release ]; do sleep 0.05; done
+      while [ ! -f "$TEST_DIR/release" ]; do sleep 0.05; done
 "#,
     );
     let mut child = project.spawn(&["run", "late"]);
@@ -419,7 +419,7 @@ fn a_killed_sluice_run_is_finished_by_the_next_command() {
     project.pipeline(
         "doomed",
         &format!(
-            "blocks:\n  wait:\n    run: test -f release || sleep {marker}\n  after:\n    needs: [wait]\n    run: echo after\n"
+            "blocks:\n  wait:\n    run: test -f \"$TEST_DIR/release\" || sleep {marker}\n  after:\n    needs: [wait]\n    run: echo after\n"
         ),
     );
     let mut child = project.spawn(&["run", "doomed"]);
@@ -449,5 +449,73 @@ fn a_killed_sluice_run_is_finished_by_the_next_command() {
         Some(0),
         "{}",
         String::from_utf8_lossy(&retried.stderr)
+    );
+}
+
+#[test]
+fn a_retry_runs_the_pinned_project_files_unless_asked_for_the_latest() {
+    let project = Project::new();
+    // `check` fails until the gate file (outside the working copy) exists;
+    // `report` says which version of a project file it ran with.
+    let gate = project.path().join("gate");
+    project.pipeline(
+        "pinned",
+        &format!(
+            r#"
+blocks:
+  check:
+    run: test -f '{}'
+  report:
+    needs: [check]
+    run: echo "says=$(cat message.txt)" >> "$SLUICE_OUTPUT"
+"#,
+            gate.display()
+        ),
+    );
+    project.write("message.txt", "first");
+    let (code, run) = project.run("pinned", &[]);
+    assert_eq!(code, 1, "{run}");
+    let run_id = run["id"].as_str().unwrap().to_owned();
+    let first_version = run["project_version"].as_str().expect("pinned").to_owned();
+
+    // The file changes; the retry still runs the version the run started with.
+    project.write("message.txt", "second");
+    project.write("gate", "");
+    let retried = project.sluice(&["runs", "retry", &run_id]);
+    assert_eq!(retried.status.code(), Some(0), "{retried:?}");
+    let details = project.show(&run_id);
+    assert_eq!(
+        block(&details, Some(2), "report")["outputs"]["says"],
+        "first"
+    );
+    assert_eq!(details["run"]["project_version"], first_version.as_str());
+
+    // `--latest` runs the files as they are now and pins the run to them.
+    let latest = project.sluice(&["runs", "retry", &run_id, "--all", "--latest"]);
+    assert_eq!(latest.status.code(), Some(0), "{latest:?}");
+    let details = project.show(&run_id);
+    assert_eq!(
+        block(&details, Some(3), "report")["outputs"]["says"],
+        "second"
+    );
+    let now = details["run"]["project_version"].as_str().expect("pinned");
+    assert_ne!(now, first_version);
+    assert_eq!(
+        details["attempts"][0]["project_version"],
+        first_version.as_str()
+    );
+    assert_eq!(details["attempts"][2]["project_version"], now);
+
+    // The text view names the files' version, and the earlier attempts'
+    // when they differ.
+    let shown = project.sluice(&["runs", "show", &run_id]);
+    let text = String::from_utf8_lossy(&shown.stdout);
+    assert!(
+        text.contains(&format!("files        {}", &now[..12])),
+        "{text}"
+    );
+    assert!(
+        text.contains(&format!("files {}", &first_version[..12])),
+        "{text}"
     );
 }

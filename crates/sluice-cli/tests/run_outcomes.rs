@@ -262,6 +262,7 @@ variables:
 blocks:
   show:
     run: |
+      cd "$TEST_DIR"
       printf '%s' ${{ vars.evil }} > via_template.txt
       printf '%s' "$SLUICE_VAR_EVIL" > via_env.txt
 "#,

@@ -5,8 +5,8 @@
 use reqwest::Method;
 use sluice_proto::{
     AgentList, ClaimTryRequest, ClaimTryResponse, ClaimedTry, CompleteTryRequest, CompletedTry,
-    HeartbeatRequest, HeartbeatResponse, LogChunkRequest, RegisterAgentRequest, RegisteredAgent,
-    UploadedFile,
+    HeartbeatRequest, HeartbeatResponse, LogChunkRequest, ProjectVersion, RegisterAgentRequest,
+    RegisteredAgent, UploadedFile,
 };
 
 use crate::{Client, Error, Result};
@@ -39,6 +39,42 @@ impl Client {
         let request = self.request(Method::POST, url.clone()).json(body);
         let answer: ClaimTryResponse = self.json(request, &url).await?;
         Ok(answer.claimed)
+    }
+
+    /// `GET /api/agent/projects/{version}`: the files of a project version.
+    pub async fn agent_project_version(&self, version: &str) -> Result<ProjectVersion> {
+        self.get(&["api", "agent", "projects", version], &[]).await
+    }
+
+    /// `GET /api/agent/projects/{version}/files/{sha256}`: one file of a
+    /// project version, written to `dest` as it arrives. The caller checks
+    /// the written file's digest.
+    pub async fn download_project_file(
+        &self,
+        version: &str,
+        sha256: &str,
+        dest: &std::path::Path,
+    ) -> Result<u64> {
+        use tokio::io::AsyncWriteExt;
+        let url = self.url(&["api", "agent", "projects", version, "files", sha256]);
+        let request = self.request(Method::GET, url.clone());
+        let mut response = self.send(request, &url).await?;
+        let local = |error: std::io::Error| Error::Transport {
+            url: url.to_string(),
+            reason: format!("cannot write {}: {error}", dest.display()),
+        };
+        let mut file = tokio::fs::File::create(dest).await.map_err(local)?;
+        let mut written = 0u64;
+        while let Some(chunk) = response
+            .chunk()
+            .await
+            .map_err(|error| crate::transport(&url, &error))?
+        {
+            file.write_all(&chunk).await.map_err(local)?;
+            written += chunk.len() as u64;
+        }
+        file.flush().await.map_err(local)?;
+        Ok(written)
     }
 
     /// `POST /api/agent/heartbeat`.

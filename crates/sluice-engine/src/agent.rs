@@ -330,9 +330,20 @@ async fn execute(engine: &Engine, claim: Claim, cancel: CancellationToken) -> Re
         Some(block) => match prepared.command() {
             Ok(command) => {
                 let scratch_dir = engine.config().scratch_dir.join(attempt_try.id.as_str());
+                let checked_out = engine
+                    .check_out_project(run, &scratch_dir.join("project"))
+                    .await;
+                let project_dir = match checked_out {
+                    Ok(dir) => dir,
+                    Err(error) => {
+                        let _ = tokio::fs::remove_dir_all(&scratch_dir).await;
+                        // Reported below as a try that could not run.
+                        return finish(engine, &claim, Some(block), &masker, Err(error)).await;
+                    }
+                };
                 let request = TryRequest {
                     command,
-                    project_dir: engine.project().dir.clone(),
+                    project_dir,
                     scratch_dir: scratch_dir.clone(),
                     context: BlockContext {
                         run_id: run.id.to_string(),
@@ -375,6 +386,22 @@ async fn execute(engine: &Engine, claim: Claim, cancel: CancellationToken) -> Re
         )),
     };
 
+    finish(engine, &claim, block, &masker, outcome).await
+}
+
+/// Records how a try ended.
+async fn finish(
+    engine: &Engine,
+    claim: &Claim,
+    block: Option<&Block>,
+    masker: &sluice_exec::Masker,
+    outcome: std::result::Result<(TryOutcome, StoredFiles), String>,
+) -> Result<()> {
+    let Claim {
+        attempt_try,
+        block_run,
+        run,
+    } = claim;
     let ending = match outcome {
         Ok((outcome, files)) => {
             let interrupting = engine

@@ -15,7 +15,7 @@ use crate::{Engine, Result};
 /// One compared value of two runs.
 #[derive(Clone, Debug, PartialEq)]
 pub struct FieldDiff {
-    /// `pipeline_version`, `status`, `vars.region`, ...
+    /// `pipeline_version`, `project_version`, `status`, `vars.region`, ...
     pub field: String,
     pub a: serde_json::Value,
     pub b: serde_json::Value,
@@ -152,6 +152,11 @@ pub fn diff(a: &RunDetails, b: &RunDetails) -> RunDiff {
             field: "pipeline_version".to_owned(),
             a: json(&a.run.pipeline_version),
             b: json(&b.run.pipeline_version),
+        },
+        FieldDiff {
+            field: "project_version".to_owned(),
+            a: json(&a.run.project_version),
+            b: json(&b.run.project_version),
         },
         FieldDiff {
             field: "status".to_owned(),

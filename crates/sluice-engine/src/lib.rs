@@ -34,6 +34,7 @@ pub mod sessions;
 pub mod signature;
 mod sla;
 pub mod smtp;
+pub mod snapshot;
 pub mod tokens;
 pub mod triggers;
 mod wakeups;
@@ -70,6 +71,13 @@ pub struct EngineConfig {
     pub kill_grace: Duration,
     /// Where tries get their scratch directories.
     pub scratch_dir: PathBuf,
+    /// Where the built-in agent caches the project versions runs are
+    /// pinned to (`sluice_exec::ProjectCache`).
+    pub project_cache_dir: PathBuf,
+    /// Files and directories inside the project that runs never pin (the
+    /// database, the blob store, scratch space), besides hidden and ignored
+    /// ones.
+    pub unpinned: Vec<PathBuf>,
     /// Most tries the built-in agent runs at once.
     pub local_concurrency: usize,
     /// Most runs in `running` at once across all pipelines (no limit when `None`).
@@ -89,6 +97,11 @@ impl EngineConfig {
             lease_ttl: Duration::from_secs(30),
             kill_grace: Duration::from_secs(10),
             scratch_dir: dir.join(".sluice").join("tmp"),
+            project_cache_dir: dir.join(".sluice").join("projects"),
+            unpinned: vec![
+                dir.join(".sluice").join("tmp"),
+                dir.join(".sluice").join("projects"),
+            ],
             local_concurrency: 16,
             max_active_runs: None,
             poll_interval: Duration::from_millis(500),
@@ -127,6 +140,10 @@ struct Inner {
     session_key: tokio::sync::OnceCell<Vec<u8>>,
     /// This process's counters and histograms (`metrics.rs`).
     metrics: metrics::Metrics,
+    /// Digests of the project's files and what is stored (`snapshot.rs`).
+    snapshots: snapshot::Snapshots,
+    /// The built-in agent's cache of project versions, opened on first use.
+    project_cache: tokio::sync::OnceCell<Arc<sluice_exec::ProjectCache>>,
 }
 
 impl std::fmt::Debug for Engine {
@@ -161,6 +178,8 @@ impl Engine {
                 handoff: Mutex::new(Vec::new()),
                 session_key: tokio::sync::OnceCell::new(),
                 metrics: metrics::Metrics::default(),
+                snapshots: snapshot::Snapshots::default(),
+                project_cache: tokio::sync::OnceCell::new(),
             }),
         }
     }

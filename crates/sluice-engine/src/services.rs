@@ -61,6 +61,10 @@ pub struct RetryRequest {
     pub mode: RetryMode,
     pub by: String,
     pub owner: Option<ExecutorId>,
+    /// Run the pipeline file and project files as they are now instead of
+    /// the versions the run is pinned to; the run is pinned to them from
+    /// this attempt on.
+    pub latest: bool,
 }
 
 /// A new time-ordered unique id.
@@ -129,6 +133,19 @@ impl Engine {
         store
             .put_pipeline_version(&loaded.version, &spec.name, &loaded.source)
             .await?;
+        // A child run runs with its parent's files; any other run pins the
+        // project's files as they are now.
+        let parent_files = match &request.invoked_by.parent_run_id {
+            Some(parent) if request.invoked_by.kind == "parent" => store
+                .get_run(parent)
+                .await?
+                .and_then(|parent| parent.project_version),
+            _ => None,
+        };
+        let project_version = match parent_files {
+            Some(version) => version,
+            None => self.pin_project_files().await?,
+        };
 
         let now = self.clock().now();
         let run_id = RunId(new_id());
@@ -157,6 +174,7 @@ impl Engine {
                 id: run_id,
                 pipeline: spec.name.clone(),
                 pipeline_version: loaded.version.clone(),
+                project_version: Some(project_version),
                 status,
                 priority,
                 invoked_by: request.invoked_by.clone(),
@@ -340,9 +358,35 @@ impl Engine {
                 )),
             ));
         }
-        let spec = self
-            .pinned_pipeline(&run.pipeline, &run.pipeline_version)
-            .await?;
+        let (spec, pipeline_version, project_version) = if request.latest {
+            let project = self.project();
+            let loaded = project.pipeline(&run.pipeline).ok_or_else(|| {
+                Error::conflict(
+                    format!(
+                        "pipeline `{}` is no longer in the project, so there is no latest version to retry with",
+                        run.pipeline
+                    ),
+                    Some(format!(
+                        "retry with the version the run is pinned to: sluice runs retry {}",
+                        run.id
+                    )),
+                )
+            })?;
+            store
+                .put_pipeline_version(&loaded.version, &run.pipeline, &loaded.source)
+                .await?;
+            let files = self.pin_project_files().await?;
+            (loaded.spec.clone(), loaded.version.clone(), Some(files))
+        } else {
+            let spec = self
+                .pinned_pipeline(&run.pipeline, &run.pipeline_version)
+                .await?;
+            (
+                spec,
+                run.pipeline_version.clone(),
+                run.project_version.clone(),
+            )
+        };
         let previous = store.list_block_runs(&run.id, Some(run.attempt)).await?;
         let by_block: BTreeMap<&str, &BlockRunRecord> = previous
             .iter()
@@ -426,6 +470,8 @@ impl Engine {
                 created_by: Some(request.by.clone()),
                 at: self.clock().now(),
                 owner: request.owner.clone(),
+                pipeline_version: pipeline_version.clone(),
+                project_version: project_version.clone(),
                 blocks,
             })
             .await
@@ -442,6 +488,9 @@ impl Engine {
                 "mode": request.mode.as_str(),
                 "from_block": from_block,
                 "attempt": run.attempt + 1,
+                "latest": request.latest,
+                "pipeline_version": pipeline_version,
+                "project_version": project_version,
             }),
         )
         .await?;

@@ -186,7 +186,10 @@ fn artifacts(params: &CollectParams) -> Result<Vec<ArtifactFile>, Error> {
                 let is_file = std::fs::symlink_metadata(&path)
                     .map(|metadata| metadata.is_file())
                     .unwrap_or(false);
-                if !is_file || path.starts_with(&params.files.dir) {
+                // The scratch files are never artifacts of a glob, unless the
+                // project directory is the copy inside the scratch directory.
+                let scratch = path.starts_with(&params.files.dir) && !path.starts_with(project_dir);
+                if !is_file || scratch {
                     continue;
                 }
                 found

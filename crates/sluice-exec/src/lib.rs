@@ -24,12 +24,14 @@ pub mod guardian;
 mod logs;
 mod mask;
 mod prepare;
+mod project;
 mod run;
 mod types;
 
 pub use error::Error;
 pub use logs::{LogChunk, LogLine, Stream};
 pub use mask::{MASK, Masker};
+pub use project::{PinnedFile, ProjectCache, ProjectError, working_copy};
 pub use run::run_try;
 pub use types::{
     ArtifactFile, BlockContext, Command, DataFile, DataFormat, TryOutcome, TryRequest, TryResult,

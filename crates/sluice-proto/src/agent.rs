@@ -69,6 +69,12 @@ pub struct ClaimedTry {
     pub run_id: String,
     pub pipeline: String,
     pub block: String,
+    /// The project files the run is pinned to: the agent checks this version
+    /// out (`GET /api/agent/projects/{version}`, each file by its SHA-256)
+    /// and runs the try in a fresh copy of it. `null` for a run recorded
+    /// without one: the try runs in the agent's `--project` directory.
+    #[serde(default)]
+    pub project_version: Option<String>,
     pub attempt: u32,
     /// Stable across tries and attempts of the block in the run.
     pub idempotency_key: String,
@@ -88,7 +94,7 @@ pub struct ClaimedTry {
     pub inputs: serde_json::Value,
     /// The block's own `env:`.
     pub env: BTreeMap<String, String>,
-    /// The block's artifact globs, relative to the project directory.
+    /// The block's artifact globs, relative to the try's working directory.
     pub artifact_globs: Vec<String>,
     /// The block's timeout in milliseconds, if it has one.
     pub timeout_ms: Option<u64>,

@@ -10,7 +10,7 @@ use crate::{Artifact, LogLine, Run};
 /// One value of two runs compared.
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize, ToSchema)]
 pub struct FieldDiff {
-    /// `pipeline_version`, `status`, `invoked_by`, `error`, `vars.NAME`,
+    /// `pipeline_version`, `project_version`, `status`, `invoked_by`, `error`, `vars.NAME`,
     /// `duration_ms`.
     pub field: String,
     pub a: serde_json::Value,

@@ -45,6 +45,10 @@ pub struct Run {
     pub variables: BTreeMap<String, Variable>,
     /// SHA-256 of the pipeline file the run is pinned to.
     pub pipeline_version: String,
+    /// The version of the project's files the run is pinned to: the SHA-256
+    /// of their manifest (`GET /api/projects/{version}` lists them). `null`
+    /// for a run recorded without one.
+    pub project_version: Option<String>,
     pub created_at: Timestamp,
     pub started_at: Option<Timestamp>,
     pub finished_at: Option<Timestamp>,
@@ -148,6 +152,12 @@ pub struct Attempt {
     pub started_at: Option<Timestamp>,
     pub finished_at: Option<Timestamp>,
     pub error: Option<String>,
+    /// The pipeline version this attempt ran with; `null` for an attempt
+    /// recorded before attempts kept their versions.
+    pub pipeline_version: Option<String>,
+    /// The project files' version this attempt ran with; `null` when it
+    /// ran without pinned files.
+    pub project_version: Option<String>,
     pub block_runs: Vec<BlockRun>,
 }
 
@@ -227,6 +237,11 @@ pub struct RetryRunRequest {
     /// Required with `from_block`.
     #[serde(default)]
     pub block: Option<String>,
+    /// Run the pipeline file and project files as they are now instead of
+    /// the versions the run is pinned to (the default); the run is pinned to
+    /// the new versions from this attempt on.
+    #[serde(default)]
+    pub latest: bool,
 }
 
 /// The body of Mage's `PUT /api/pipeline_runs/{id}`.
@@ -341,4 +356,24 @@ pub struct BatchResponse {
     /// Runs the action was refused for without trying (finished runs for
     /// `cancel`, unfinished ones for `retry`), by id.
     pub skipped: Vec<String>,
+}
+
+/// `GET /api/projects/{version}` (and the agents' `GET
+/// /api/agent/projects/{version}`): the files of a project version, by path.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
+pub struct ProjectVersion {
+    /// The SHA-256 of the manifest: one line `SHA256 SIZE MODE PATH` per
+    /// file, sorted by path (bytes), MODE being `755` or `644`.
+    pub version: String,
+    pub files: Vec<ProjectFileEntry>,
+}
+
+/// One file of a project version.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
+pub struct ProjectFileEntry {
+    /// Relative to the project directory, `/`-separated.
+    pub path: String,
+    pub sha256: String,
+    pub size: u64,
+    pub executable: bool,
 }

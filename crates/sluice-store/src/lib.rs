@@ -81,6 +81,12 @@ pub trait Store: Send + Sync + 'static {
     // Pipeline versions: the exact pipeline file a run is pinned to.
     async fn put_pipeline_version(&self, sha256: &str, pipeline: &str, source: &str) -> Result<()>;
     async fn get_pipeline_version(&self, sha256: &str) -> Result<Option<String>>;
+    /// Records a version of the project's files (idempotent per digest).
+    /// The files' contents must already be blobs. Versions are never
+    /// deleted, so their blobs stay referenced.
+    async fn put_project_version(&self, sha256: &str, files: &[ProjectFile]) -> Result<()>;
+    /// The files of a project version, by path, or `None` if unknown.
+    async fn get_project_version(&self, sha256: &str) -> Result<Option<Vec<ProjectFile>>>;
 
     // Runs.
     /// Creates a run with its first attempt and block runs in one
@@ -336,10 +342,11 @@ pub trait Store: Send + Sync + 'static {
     async fn expired_runs(&self, query: &ExpiredRunQuery) -> Result<Vec<RunRecord>>;
     /// Deletes a finished run with its attempts, block runs, tries, log
     /// chunks, artifacts and notification deliveries, and appends
-    /// `purge.audit`, in one transaction. Returns the digests of the blobs
-    /// its rows referenced, or `None` when the run does not exist or is not
+    /// `purge.audit`, in one transaction. Pipeline and project versions are
+    /// kept (their files are shared by content). Returns the digests of the blobs its rows referenced, or `None` when the run does not exist or is not
     /// finished (then nothing is written).
     async fn purge_run(&self, purge: &RunPurge) -> Result<Option<PurgedRun>>;
-    /// Whether an artifact or a block run's data output references the blob.
+    /// Whether an artifact, a block run's data output or a project file
+    /// references the blob.
     async fn blob_referenced(&self, sha256: &str) -> Result<bool>;
 }

@@ -42,6 +42,10 @@ pub struct RunRecord {
     pub variables: ResolvedVariables,
     /// SHA-256 of the pipeline file the run is pinned to.
     pub pipeline_version: String,
+    /// The version of the project's files the run is pinned to (the
+    /// SHA-256 of their manifest, see [`ProjectFile`]); `None` for a run
+    /// recorded without one.
+    pub project_version: Option<String>,
     pub created_at: Timestamp,
     pub started_at: Option<Timestamp>,
     pub finished_at: Option<Timestamp>,
@@ -161,6 +165,23 @@ pub struct AttemptRecord {
     pub started_at: Option<Timestamp>,
     pub finished_at: Option<Timestamp>,
     pub error: Option<String>,
+    /// The pipeline and project versions the attempt ran with; `None` for
+    /// an attempt recorded before attempts kept them.
+    pub pipeline_version: Option<String>,
+    pub project_version: Option<String>,
+}
+
+/// One file of a project version. A version is the set of its files; its
+/// SHA-256 is that of the manifest listing them (see
+/// `sluice_engine::project`), and each file's content is a blob.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ProjectFile {
+    /// Relative to the project directory, `/`-separated.
+    pub path: String,
+    pub sha256: String,
+    pub size: u64,
+    /// Whether the file is executable (mode 0755 rather than 0644).
+    pub executable: bool,
 }
 
 /// One block within one attempt.

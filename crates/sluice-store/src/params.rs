@@ -17,6 +17,8 @@ pub struct NewRun {
     pub id: RunId,
     pub pipeline: String,
     pub pipeline_version: String,
+    /// The project files' version (see [`crate::ProjectFile`]).
+    pub project_version: Option<String>,
     /// `Initial`, or `Cancelled` for a run skipped by `on_limit: skip`.
     pub status: RunStatus,
     pub priority: i32,
@@ -72,6 +74,10 @@ pub struct NewAttempt {
     pub created_by: Option<String>,
     pub at: Timestamp,
     pub owner: Option<ExecutorId>,
+    /// The versions the attempt runs: the run's own, or the latest ones
+    /// when the retry asked for them; the run is pinned to them from now on.
+    pub pipeline_version: String,
+    pub project_version: Option<String>,
     pub blocks: Vec<NewBlockRun>,
 }
 

@@ -36,6 +36,7 @@ conformance_cases!(
     block_run_transitions,
     cancel_requests_and_flags,
     start_attempt_rules,
+    project_versions,
     keyset_pagination,
     claim_order,
     claim_respects_limits,

@@ -685,6 +685,7 @@ async fn failures_need_attention_until_a_retry_resolves_them() {
             mode: sluice_engine::services::RetryMode::Incomplete,
             by: "test".to_owned(),
             owner: None,
+            latest: false,
         })
         .await
         .expect("a retry");

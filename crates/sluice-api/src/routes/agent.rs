@@ -18,7 +18,7 @@ use sluice_engine::remote::{
 use sluice_engine::sluice_store::{DataRef, LogChunk, LogLine, NewArtifact};
 use sluice_proto::{
     AgentCommand, AgentList, ClaimTryRequest, ClaimTryResponse, ClaimedTry, CompleteTryRequest,
-    CompletedTry, ErrorBody, HeartbeatRequest, HeartbeatResponse, LogChunkRequest,
+    CompletedTry, ErrorBody, HeartbeatRequest, HeartbeatResponse, LogChunkRequest, ProjectVersion,
     RegisterAgentRequest, RegisteredAgent, UploadFileQuery, UploadedFile,
 };
 
@@ -28,6 +28,42 @@ use crate::extract::{ApiJson, QueryParams, check_id};
 
 /// The largest file an agent may upload in one request.
 pub const MAX_UPLOAD_BYTES: usize = 1024 * 1024 * 1024;
+
+/// The files of a project version, for an agent to check it out.
+#[utoipa::path(get, path = "/api/agent/projects/{version}", tag = "agent",
+    params(("version" = String, Path, description = "A claimed try's `project_version`")),
+    responses((status = 200, body = ProjectVersion), (status = 404, body = ErrorBody)))]
+pub async fn agent_project_version(
+    State(state): State<AppState>,
+    Path(version): Path<String>,
+) -> ApiResult<Json<ProjectVersion>> {
+    Ok(Json(
+        crate::routes::pipelines::project_files(&state, &version).await?,
+    ))
+}
+
+/// One file of a project version, by its SHA-256, checked on the way out.
+#[utoipa::path(get, path = "/api/agent/projects/{version}/files/{sha256}", tag = "agent",
+    params(
+        ("version" = String, Path, description = "The project version"),
+        ("sha256" = String, Path, description = "The file's SHA-256")),
+    responses(
+        (status = 200, description = "The file", content_type = "application/octet-stream", body = Vec<u8>),
+        (status = 404, description = "The version has no such file", body = ErrorBody)))]
+pub async fn agent_project_file(
+    State(state): State<AppState>,
+    Path((version, sha256)): Path<(String, String)>,
+) -> ApiResult<axum::response::Response> {
+    use axum::response::IntoResponse;
+    crate::routes::pipelines::check_digest("project version", &version)?;
+    crate::routes::pipelines::check_digest("file digest", &sha256)?;
+    let bytes = state.engine.project_file_content(&version, &sha256).await?;
+    Ok((
+        [(axum::http::header::CONTENT_TYPE, "application/octet-stream")],
+        bytes,
+    )
+        .into_response())
+}
 
 fn agent_id(id: &str) -> ApiResult<AgentId> {
     check_id("agent id", id)?;
@@ -113,6 +149,7 @@ fn claimed_try(remote: RemoteTry) -> ClaimedTry {
         run_id: claim.run.id.0,
         pipeline: claim.run.pipeline,
         block: claim.block_run.block,
+        project_version: claim.run.project_version,
         attempt: claim.block_run.attempt,
         idempotency_key: claim.block_run.idempotency_key,
         epoch: claim.attempt_try.lease_epoch,

@@ -150,6 +150,7 @@ pub async fn batch(
                     mode: mode.clone(),
                     by: caller.name.clone(),
                     owner: None,
+                    latest: false,
                 })
                 .await
                 .map(|_| "retried"),

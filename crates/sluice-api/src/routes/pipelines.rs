@@ -13,7 +13,8 @@ use sluice_engine::sluice_store::{InvokedBy, RunQuery};
 use sluice_engine::{LoadedPipeline, TriggerRequest};
 use sluice_proto::{
     BlockDeclaration, ErrorBody, LastRun, PipelineDetails, PipelineList, PipelineSummary,
-    RunEnvelope, TriggerDeclaration, TriggerRunRequest, VariableDeclaration,
+    ProjectFileEntry, ProjectVersion, RunEnvelope, TriggerDeclaration, TriggerRunRequest,
+    VariableDeclaration,
 };
 
 use crate::AppState;
@@ -186,6 +187,50 @@ pub async fn show(
         &find(&state, &name)?,
         state.engine.clock().now(),
     )))
+}
+
+/// The files of a project version (what a run is pinned to), by path.
+#[utoipa::path(get, path = "/api/projects/{version}", tag = "pipelines",
+    params(("version" = String, Path, description = "The version: a run's `project_version`")),
+    responses((status = 200, body = ProjectVersion), (status = 404, body = ErrorBody)))]
+pub async fn project_version(
+    State(state): State<AppState>,
+    Path(version): Path<String>,
+) -> ApiResult<Json<ProjectVersion>> {
+    Ok(Json(project_files(&state, &version).await?))
+}
+
+/// A project version as the API shows it.
+pub async fn project_files(state: &AppState, version: &str) -> ApiResult<ProjectVersion> {
+    check_digest("project version", version)?;
+    let files = state.engine.project_files(version).await?;
+    Ok(ProjectVersion {
+        version: version.to_owned(),
+        files: files
+            .into_iter()
+            .map(|file| ProjectFileEntry {
+                path: file.path,
+                sha256: file.sha256,
+                size: file.size,
+                executable: file.executable,
+            })
+            .collect(),
+    })
+}
+
+/// Refuses anything but a lowercase hex SHA-256 with a 400 saying so.
+pub fn check_digest(what: &str, text: &str) -> ApiResult<()> {
+    let valid = text.len() == 64
+        && text
+            .bytes()
+            .all(|byte| byte.is_ascii_digit() || (b'a'..=b'f').contains(&byte));
+    if valid {
+        Ok(())
+    } else {
+        Err(ApiError::bad_request(format!(
+            "`{text}` is not a {what}: expected 64 lowercase hex digits (a SHA-256)"
+        )))
+    }
 }
 
 /// Starts a run. With an `Idempotency-Key`, a replay of the same request

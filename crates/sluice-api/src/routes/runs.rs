@@ -286,6 +286,7 @@ pub async fn retry(
             mode,
             by: caller.name.clone(),
             owner: None,
+            latest: body.latest,
         })
         .await?;
     Ok(Json(convert::envelope(run)))
@@ -328,6 +329,7 @@ pub async fn mage_update(
                     mode,
                     by: caller.name.clone(),
                     owner: None,
+                    latest: false,
                 })
                 .await?
         }

@@ -15,12 +15,15 @@ pub async fn agent(args: AgentArgs) -> CommandResult {
     let labels = parse_labels(&args.labels)?;
     let client = sluice_client::Client::new(&args.server, args.token.clone())
         .map_err(|error| Failure::bad_input(crate::error_chain(&error), error.hint()))?;
-    let project_dir = std::path::absolute(args.project.dir()).map_err(|error| {
+    // Tries run in copies of their runs' pinned project files; `--project`
+    // is only where runs recorded without pinned files run.
+    let base_dir = std::path::absolute(args.project.dir()).map_err(|error| {
         Failure::bad_input(
             format!("cannot resolve the project directory: {error}"),
             None,
         )
     })?;
+    let project_dir = args.project.project.is_some().then(|| base_dir.clone());
     let host = sluice_engine::agent::host_name();
     let options = AgentOptions {
         name: args.name.clone().unwrap_or_else(|| host.clone()),
@@ -29,7 +32,7 @@ pub async fn agent(args: AgentArgs) -> CommandResult {
         work_dir: args
             .work_dir
             .clone()
-            .unwrap_or_else(|| project_dir.join(".sluice").join("agent")),
+            .unwrap_or_else(|| base_dir.join(".sluice").join("agent")),
         project_dir,
         drain_grace,
         version: env!("CARGO_PKG_VERSION").to_owned(),
@@ -65,7 +68,10 @@ pub async fn agent(args: AgentArgs) -> CommandResult {
             message: crate::error_chain(&error),
             hint: match &error {
                 sluice_agent::Error::Register(inner) => inner.hint(),
-                sluice_agent::Error::WorkDir { .. } | sluice_agent::Error::Guardian(_) => None,
+                sluice_agent::Error::WorkDir { .. } | sluice_agent::Error::ProjectCache(_) => {
+                    Some("choose a writable directory with --work-dir".to_owned())
+                }
+                sluice_agent::Error::Guardian(_) => None,
             },
         }),
     }

@@ -69,16 +69,15 @@ pub async fn run(
 /// executes it.
 pub async fn retry(server: &str, args: &RetryArgs) -> CommandResult {
     let client = client(server, args.server.token.clone())?;
-    let request = match (&args.from, args.all) {
-        (Some(block), _) => proto::RetryRunRequest {
-            mode: proto::RetryMode::FromBlock,
-            block: Some(block.clone()),
-        },
-        (None, true) => proto::RetryRunRequest {
-            mode: proto::RetryMode::All,
-            block: None,
-        },
-        (None, false) => proto::RetryRunRequest::default(),
+    let (mode, block) = match (&args.from, args.all) {
+        (Some(block), _) => (proto::RetryMode::FromBlock, Some(block.clone())),
+        (None, true) => (proto::RetryMode::All, None),
+        (None, false) => (proto::RetryMode::default(), None),
+    };
+    let request = proto::RetryRunRequest {
+        mode,
+        block,
+        latest: args.latest,
     };
     let run = client.retry_run(&args.run, &request).await?;
     eprintln!(

@@ -143,6 +143,7 @@ pub async fn retry(args: RetryArgs) -> CommandResult {
             mode,
             by: actor(),
             owner: Some(agent.executor().clone()),
+            latest: args.latest,
         })
         .await;
     let run = match retried {

@@ -44,6 +44,10 @@ impl Project {
             .args(args)
             .arg("--project")
             .arg(self.path())
+            // Blocks run in copies of the project's pinned files, so state a
+            // test shares with its blocks lives in `$TEST_DIR` (the project
+            // directory itself), which every block inherits.
+            .env("TEST_DIR", self.path())
             .env("NO_COLOR", "1")
             .env_remove("SLUICE_PROJECT")
             .env_remove("SLUICE_SERVER")

@@ -6,13 +6,14 @@
 #![allow(dead_code)]
 
 use std::io::{BufRead, BufReader};
+use std::path::Path;
 use std::process::Child;
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use serde_json::{Value, json};
 
-use crate::common::{PgSchema, Project, wait_until};
+use crate::common::{self, PgSchema, Project, wait_until};
 
 /// Makes a test of each scenario (a function taking a [`Backend`]) in
 /// module `sqlite` and in module `postgres`.
@@ -43,7 +44,11 @@ pub struct Process {
 
 impl Process {
     pub fn start(project: &Project, args: &[&str]) -> Process {
-        let mut child = project.spawn(args);
+        Process::spawned(project.spawn(args))
+    }
+
+    /// Collects the stderr of a spawned `sluice` (stderr piped).
+    pub fn spawned(mut child: Child) -> Process {
         let stderr = Arc::new(Mutex::new(String::new()));
         let mut pipe = BufReader::new(child.stderr.take().expect("stderr"));
         let sink = stderr.clone();
@@ -259,6 +264,38 @@ impl World {
         )
     }
 
+    /// A `sluice agent` with no project directory at all: started in
+    /// `home` (an empty directory of its own), with its work directory
+    /// there, so every file a try sees was fetched from the server.
+    pub fn agent_without_project(&self, name: &str, labels: &str, home: &Path) -> Process {
+        let child = std::process::Command::new(common::BIN)
+            .args([
+                "agent",
+                "--server",
+                &self.base,
+                "--token",
+                &self.agent,
+                "--labels",
+                labels,
+                "--name",
+                name,
+                "--work-dir",
+            ])
+            .arg(home.join("work"))
+            .current_dir(home)
+            .env("TEST_DIR", self.project.path())
+            .env("NO_COLOR", "1")
+            .env_remove("SLUICE_PROJECT")
+            .env_remove("SLUICE_SERVER")
+            .env_remove("SLUICE_TOKEN")
+            .stdin(std::process::Stdio::null())
+            .stdout(std::process::Stdio::piped())
+            .stderr(std::process::Stdio::piped())
+            .spawn()
+            .expect("spawn sluice agent");
+        Process::spawned(child)
+    }
+
     /// A request to the server at `base`; `None` when it could not be made
     /// (the server is down).
     pub fn try_call_at(
@@ -309,11 +346,16 @@ impl World {
     }
 
     pub fn trigger(&self, pipeline: &str) -> String {
+        self.trigger_with(pipeline, json!({}))
+    }
+
+    /// Triggers a run with these variables and returns its id.
+    pub fn trigger_with(&self, pipeline: &str, variables: Value) -> String {
         let (status, body) = self.call(
             reqwest::Method::POST,
             &format!("/api/pipelines/{pipeline}/runs"),
             &self.operator,
-            Some(json!({})),
+            Some(json!({"variables": variables})),
         );
         assert_eq!(status, 201, "{body}");
         body["pipeline_run"]["id"]

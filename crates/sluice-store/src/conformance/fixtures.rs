@@ -45,6 +45,7 @@ pub(super) fn new_run(id: &str, pipeline: &str, blocks: &[&str]) -> NewRun {
         id: RunId::from(id),
         pipeline: pipeline.to_owned(),
         pipeline_version: "0".repeat(64),
+        project_version: None,
         status: RunStatus::Initial,
         priority: 0,
         invoked_by: InvokedBy {

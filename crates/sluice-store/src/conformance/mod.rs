@@ -51,7 +51,7 @@ pub use operations::{
 pub use queue::{executor_listing, queue_moves};
 pub use runs::{
     block_run_transitions, cancel_requests_and_flags, create_and_get_run, idempotent_create,
-    keyset_pagination, run_transitions, start_attempt_rules,
+    keyset_pagination, project_versions, run_transitions, start_attempt_rules,
 };
 pub use server::{
     api_tokens, artifact_search, idempotency_keys, run_counts, run_search_and_windows,
@@ -71,6 +71,7 @@ where
     block_run_transitions(make().await).await;
     cancel_requests_and_flags(make().await).await;
     start_attempt_rules(make().await).await;
+    project_versions(make().await).await;
     keyset_pagination(make().await).await;
     claim_order(make().await).await;
     claim_respects_limits(make().await).await;

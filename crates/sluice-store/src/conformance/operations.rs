@@ -253,6 +253,8 @@ pub async fn resolved_failures(store: Arc<dyn Store>) {
             created_by: Some("ops".to_owned()),
             at: at(100),
             owner: None,
+            pipeline_version: "0".repeat(64),
+            project_version: None,
             blocks: vec![NewBlockRun {
                 id: crate::BlockRunId::from("retried.a.2"),
                 ..super::fixtures::new_block("retried", "a")

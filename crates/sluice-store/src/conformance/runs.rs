@@ -111,6 +111,7 @@ pub async fn create_and_get_run(store: Arc<dyn Store>) {
         tags: run.tags.clone(),
         variables: run.variables.clone(),
         pipeline_version: sha,
+        project_version: None,
         created_at: at(10),
         started_at: None,
         finished_at: None,
@@ -147,6 +148,8 @@ pub async fn create_and_get_run(store: Arc<dyn Store>) {
             started_at: None,
             finished_at: None,
             error: None,
+            pipeline_version: Some("ab".repeat(32)),
+            project_version: None,
         }]
     );
 
@@ -447,6 +450,57 @@ pub async fn cancel_requests_and_flags(store: Arc<dyn Store>) {
     assert!(matches!(outcome, Err(Error::NotFound(_))), "{outcome:?}");
 }
 
+/// A project version round-trips with its files in path order, is written
+/// once per digest, pins a run, and keeps its files' blobs referenced.
+pub async fn project_versions(store: Arc<dyn Store>) {
+    let version = "ef".repeat(32);
+    let file = |path: &str, sha: &str, size, executable| crate::ProjectFile {
+        path: path.to_owned(),
+        sha256: sha.repeat(32),
+        size,
+        executable,
+    };
+    // Given out of order; `B` sorts before `a` byte-wise on both backends.
+    let files = vec![
+        file("scripts/load.sh", "a1", 120, true),
+        file("README.md", "b2", 7, false),
+        file("pipelines/etl.yaml", "c3", 300, false),
+        file("a b/ünïcode.txt", "d4", 0, false),
+    ];
+    assert_eq!(store.get_project_version(&version).await.unwrap(), None);
+    assert!(!store.blob_referenced(&"a1".repeat(32)).await.unwrap());
+    store.put_project_version(&version, &files).await.unwrap();
+    // The same digest again changes nothing, whatever it is given.
+    store
+        .put_project_version(&version, &files[..1])
+        .await
+        .unwrap();
+    let mut expected = files.clone();
+    expected.sort_by(|a, b| a.path.as_bytes().cmp(b.path.as_bytes()));
+    assert_eq!(
+        store.get_project_version(&version).await.unwrap(),
+        Some(expected)
+    );
+    assert!(store.blob_referenced(&"a1".repeat(32)).await.unwrap());
+    assert!(store.blob_referenced(&"d4".repeat(32)).await.unwrap());
+
+    // An empty project is a version too.
+    let empty = "00".repeat(32);
+    store.put_project_version(&empty, &[]).await.unwrap();
+    assert_eq!(
+        store.get_project_version(&empty).await.unwrap(),
+        Some(Vec::new())
+    );
+
+    let mut run = new_run("pinned", "etl", &["a"]);
+    run.project_version = Some(version.clone());
+    let id = create(&store, run).await;
+    let record = store.get_run(&id).await.unwrap().unwrap();
+    assert_eq!(record.project_version, Some(version.clone()));
+    let attempts = store.list_attempts(&id).await.unwrap();
+    assert_eq!(attempts[0].project_version, Some(version));
+}
+
 fn retry_of(run: &RunId, previous_attempt: u32, blocks: &[&str]) -> NewAttempt {
     let attempt = previous_attempt + 1;
     NewAttempt {
@@ -457,6 +511,8 @@ fn retry_of(run: &RunId, previous_attempt: u32, blocks: &[&str]) -> NewAttempt {
         created_by: Some("alice".to_owned()),
         at: at(1_000),
         owner: None,
+        pipeline_version: "1".repeat(64),
+        project_version: Some("2".repeat(64)),
         blocks: blocks
             .iter()
             .map(|block| {
@@ -520,8 +576,16 @@ pub async fn start_attempt_rules(store: Arc<dyn Store>) {
     assert_eq!(run.cancel_requested_by, None);
     assert!(!run.timed_out);
     assert_eq!(run.owner, None);
+    // The run is pinned to the versions the new attempt runs; the first
+    // attempt keeps those it ran with.
+    assert_eq!(run.pipeline_version, "1".repeat(64));
+    assert_eq!(run.project_version, Some("2".repeat(64)));
     let attempts = store.list_attempts(&id).await.unwrap();
     assert_eq!(attempts.len(), 2);
+    assert_eq!(attempts[0].pipeline_version, Some("0".repeat(64)));
+    assert_eq!(attempts[0].project_version, None);
+    assert_eq!(attempts[1].pipeline_version, Some("1".repeat(64)));
+    assert_eq!(attempts[1].project_version, Some("2".repeat(64)));
     assert_eq!(attempts[0].status, RunStatus::Failed);
     assert_eq!(attempts[0].error.as_deref(), Some("block a failed"));
     assert_eq!(attempts[1].status, RunStatus::Initial);

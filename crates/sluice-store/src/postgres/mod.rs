@@ -52,8 +52,8 @@ use sqlx::{Postgres, SqlSafeStr, Transaction};
 use crate::{
     ApiTokenRecord, ArtifactQuery, ArtifactRecord, AttemptRecord, AuditEvent, BlockRunRecord,
     BlockRunTransition, Claim, ClaimRequest, CreatedRun, Error, ExecutorRecord, LeaseState,
-    LogChunk, NewApiToken, NewAttempt, NewAuditEvent, NewRun, Result, RunFlag, RunPage, RunQuery,
-    RunRecord, RunTransition, Store, TryCompletion, TryRecord,
+    LogChunk, NewApiToken, NewAttempt, NewAuditEvent, NewRun, ProjectFile, Result, RunFlag,
+    RunPage, RunQuery, RunRecord, RunTransition, Store, TryCompletion, TryRecord,
 };
 use codec::DbResultExt;
 
@@ -104,6 +104,11 @@ const MIGRATIONS: &[(i64, &str, &str)] = &[
         9,
         "search_text",
         include_str!("../../migrations/postgres/0009_search_text.sql"),
+    ),
+    (
+        10,
+        "project_version",
+        include_str!("../../migrations/postgres/0010_project_version.sql"),
     ),
 ];
 
@@ -217,6 +222,14 @@ impl Store for PostgresStore {
 
     async fn get_pipeline_version(&self, sha256: &str) -> Result<Option<String>> {
         runs::get_pipeline_version(self, sha256).await
+    }
+
+    async fn put_project_version(&self, sha256: &str, files: &[ProjectFile]) -> Result<()> {
+        runs::put_project_version(self, sha256, files).await
+    }
+
+    async fn get_project_version(&self, sha256: &str) -> Result<Option<Vec<ProjectFile>>> {
+        runs::get_project_version(self, sha256).await
     }
 
     async fn create_run(&self, run: NewRun) -> Result<CreatedRun> {

@@ -14,8 +14,8 @@ use super::codec::{self, DbResultExt, attempt_columns, get, run_columns};
 use super::notify::insert_deliveries;
 use crate::encoding::{MAX_ROWS, micros, opt_micros, search_text, to_json};
 use crate::{
-    AttemptRecord, CreatedRun, Error, NewAttempt, NewDelivery, NewRun, Result, RunFlag, RunRecord,
-    RunTransition,
+    AttemptRecord, CreatedRun, Error, NewAttempt, NewDelivery, NewRun, ProjectFile, Result,
+    RunFlag, RunRecord, RunTransition,
 };
 
 pub(super) async fn put_pipeline_version(
@@ -51,6 +51,88 @@ pub(super) async fn get_pipeline_version(
         .db()
 }
 
+pub(super) async fn put_project_version(
+    store: &PostgresStore,
+    sha256: &str,
+    files: &[ProjectFile],
+) -> Result<()> {
+    store
+        .write(|| async {
+            let mut tx = store.begin().await?;
+            let bytes: u64 = files.iter().map(|file| file.size).sum();
+            let inserted = sqlx::query(
+                "INSERT INTO project_version (sha256, files, bytes, created_at) \
+                 VALUES ($1, $2, $3, (EXTRACT(EPOCH FROM clock_timestamp()) * 1000000)::BIGINT) \
+                 ON CONFLICT (sha256) DO NOTHING",
+            )
+            .bind(sha256)
+            .bind(i64::try_from(files.len()).unwrap_or(i64::MAX))
+            .bind(i64::try_from(bytes).unwrap_or(i64::MAX))
+            .execute(&mut *tx)
+            .await
+            .db()?
+            .rows_affected();
+            if inserted == 0 {
+                return Ok(());
+            }
+            let paths: Vec<&str> = files.iter().map(|file| file.path.as_str()).collect();
+            let digests: Vec<&str> = files.iter().map(|file| file.sha256.as_str()).collect();
+            let sizes: Vec<i64> = files
+                .iter()
+                .map(|file| i64::try_from(file.size).unwrap_or(i64::MAX))
+                .collect();
+            let executable: Vec<bool> = files.iter().map(|file| file.executable).collect();
+            sqlx::query(
+                "INSERT INTO project_file (version, path, sha256, size, executable) \
+                 SELECT $1, * FROM UNNEST($2::TEXT[], $3::TEXT[], $4::BIGINT[], $5::BOOLEAN[])",
+            )
+            .bind(sha256)
+            .bind(&paths)
+            .bind(&digests)
+            .bind(&sizes)
+            .bind(&executable)
+            .execute(&mut *tx)
+            .await
+            .db()?;
+            tx.commit().await.db()?;
+            Ok(())
+        })
+        .await
+}
+
+pub(super) async fn get_project_version(
+    store: &PostgresStore,
+    sha256: &str,
+) -> Result<Option<Vec<ProjectFile>>> {
+    let known: Option<i64> =
+        sqlx::query_scalar("SELECT files FROM project_version WHERE sha256 = $1")
+            .bind(sha256)
+            .fetch_optional(&store.pool)
+            .await
+            .db()?;
+    if known.is_none() {
+        return Ok(None);
+    }
+    let rows: Vec<(String, String, i64, bool)> = sqlx::query_as(
+        "SELECT path, sha256, size, executable FROM project_file WHERE version = $1 \
+         ORDER BY path COLLATE \"C\"",
+    )
+    .bind(sha256)
+    .fetch_all(&store.pool)
+    .await
+    .db()?;
+    Ok(Some(
+        rows.into_iter()
+            .map(|(path, sha256, size, executable)| ProjectFile {
+                path,
+                sha256,
+                size: u64::try_from(size).unwrap_or(0),
+                executable,
+            })
+            .collect(),
+    ))
+}
+
 pub(super) async fn create_run(store: &PostgresStore, run: &NewRun) -> Result<CreatedRun> {
     store.write(|| create_run_once(store, run)).await
 }
@@ -66,9 +148,9 @@ async fn create_run_once(store: &PostgresStore, run: &NewRun) -> Result<CreatedR
         "INSERT INTO pipeline_run (id, pipeline, status, attempt, priority, trigger_kind, \
          invoked_by, tags, variables, pipeline_version, created_at, started_at, finished_at, \
          error, sla_at, idempotency_key, owner, block_concurrency, scheduled_for, window_start, \
-         window_end, search_text) \
+         window_end, search_text, project_version) \
          VALUES ($1, $2, $3, 1, $4, $5, $6::JSON, $7::JSON, $8::JSON, $9, $10, $11, $12, $13, $14, $15, $16, $17, \
-         $18, $19, $20, $21) \
+         $18, $19, $20, $21, $22) \
          ON CONFLICT DO NOTHING",
     )
     .bind(run.id.as_str())
@@ -92,6 +174,7 @@ async fn create_run_once(store: &PostgresStore, run: &NewRun) -> Result<CreatedR
     .bind(opt_micros(run.window.map(|window| window.window_start)))
     .bind(opt_micros(run.window.map(|window| window.window_end)))
     .bind(search_text(run.id.as_str(), &run.pipeline, &run.variables))
+    .bind(run.project_version.as_deref())
     .execute(&mut *tx)
     .await
     .db()?
@@ -122,7 +205,8 @@ async fn create_run_once(store: &PostgresStore, run: &NewRun) -> Result<CreatedR
 
     sqlx::query(
         "INSERT INTO run_attempt (run_id, attempt, status, mode, created_at, created_by, \
-         started_at, finished_at, error) VALUES ($1, 1, $2, 'initial', $3, $4, $5, $6, $7)",
+         started_at, finished_at, error, pipeline_version, project_version) \
+         VALUES ($1, 1, $2, 'initial', $3, $4, $5, $6, $7, $8, $9)",
     )
     .bind(run.id.as_str())
     .bind(run.status.as_str())
@@ -131,6 +215,8 @@ async fn create_run_once(store: &PostgresStore, run: &NewRun) -> Result<CreatedR
     .bind(started_at)
     .bind(finished_at)
     .bind(run.error.as_deref())
+    .bind(&run.pipeline_version)
+    .bind(run.project_version.as_deref())
     .execute(&mut *tx)
     .await
     .db()?;
@@ -361,7 +447,8 @@ async fn start_attempt_once(store: &PostgresStore, new: &NewAttempt) -> Result<(
     let at = micros(new.at);
     sqlx::query(
         "INSERT INTO run_attempt (run_id, attempt, status, mode, from_block, created_at, \
-         created_by) VALUES ($1, $2, 'initial', $3, $4, $5, $6)",
+         created_by, pipeline_version, project_version) \
+         VALUES ($1, $2, 'initial', $3, $4, $5, $6, $7, $8)",
     )
     .bind(new.run_id.as_str())
     .bind(i64::from(number))
@@ -369,18 +456,23 @@ async fn start_attempt_once(store: &PostgresStore, new: &NewAttempt) -> Result<(
     .bind(new.from_block.as_deref())
     .bind(at)
     .bind(new.created_by.as_deref())
+    .bind(&new.pipeline_version)
+    .bind(new.project_version.as_deref())
     .execute(&mut *tx)
     .await
     .db()?;
     sqlx::query(
         "UPDATE pipeline_run SET attempt = $1, status = 'initial', finished_at = NULL, \
            error = NULL, cancel_requested_at = NULL, cancel_requested_by = NULL, \
-           timed_out = FALSE, timeout_at = NULL, owner = $2 \
+           timed_out = FALSE, timeout_at = NULL, owner = $2, pipeline_version = $4, \
+           project_version = $5 \
          WHERE id = $3",
     )
     .bind(i64::from(number))
     .bind(new.owner.as_ref().map(|owner| owner.as_str()))
     .bind(new.run_id.as_str())
+    .bind(&new.pipeline_version)
+    .bind(new.project_version.as_deref())
     .execute(&mut *tx)
     .await
     .db()?;

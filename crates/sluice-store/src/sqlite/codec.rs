@@ -134,7 +134,7 @@ macro_rules! run_columns {
          pipeline_version, created_at, started_at, finished_at, error, cancel_requested_at, \
          cancel_requested_by, timed_out, sla_missed, timeout_at, sla_at, sla_at_risk_at, \
          idempotency_key, owner, block_concurrency, scheduled_for, window_start, window_end, \
-         slow, baseline, resolved_at, resolved_by_run, resolved_by_attempt"
+         slow, baseline, resolved_at, resolved_by_run, resolved_by_attempt, project_version"
     };
 }
 
@@ -142,7 +142,7 @@ macro_rules! run_columns {
 macro_rules! attempt_columns {
     () => {
         "run_id, attempt, status, mode, from_block, created_at, created_by, started_at, \
-         finished_at, error"
+         finished_at, error, pipeline_version, project_version"
     };
 }
 
@@ -178,6 +178,7 @@ pub(super) fn run_from_row(row: &SqliteRow) -> Result<RunRecord> {
         tags: get_json(row, "tags")?,
         variables: get_json(row, "variables")?,
         pipeline_version: get(row, "pipeline_version")?,
+        project_version: get(row, "project_version")?,
         created_at: get_timestamp(row, "created_at")?,
         started_at: get_opt_timestamp(row, "started_at")?,
         finished_at: get_opt_timestamp(row, "finished_at")?,
@@ -220,6 +221,8 @@ pub(super) fn attempt_from_row(row: &SqliteRow) -> Result<AttemptRecord> {
         started_at: get_opt_timestamp(row, "started_at")?,
         finished_at: get_opt_timestamp(row, "finished_at")?,
         error: get(row, "error")?,
+        pipeline_version: get(row, "pipeline_version")?,
+        project_version: get(row, "project_version")?,
     })
 }
 

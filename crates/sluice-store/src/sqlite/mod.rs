@@ -45,8 +45,8 @@ use sqlx::{SqlSafeStr, Sqlite, Transaction};
 
 use crate::{
     AttemptRecord, AuditEvent, BlockRunRecord, BlockRunTransition, Claim, ClaimRequest, CreatedRun,
-    Error, ExecutorRecord, LeaseState, LogChunk, NewAttempt, NewAuditEvent, NewRun, Result,
-    RunFlag, RunPage, RunQuery, RunRecord, RunTransition, Store, TryCompletion, TryRecord,
+    Error, ExecutorRecord, LeaseState, LogChunk, NewAttempt, NewAuditEvent, NewRun, ProjectFile,
+    Result, RunFlag, RunPage, RunQuery, RunRecord, RunTransition, Store, TryCompletion, TryRecord,
 };
 use codec::DbResultExt;
 
@@ -101,6 +101,11 @@ const MIGRATIONS: &[(i64, &str, &str)] = &[
         10,
         "search_text",
         include_str!("../../migrations/sqlite/0010_search_text.sql"),
+    ),
+    (
+        11,
+        "project_version",
+        include_str!("../../migrations/sqlite/0011_project_version.sql"),
     ),
 ];
 
@@ -243,6 +248,14 @@ impl Store for SqliteStore {
 
     async fn get_pipeline_version(&self, sha256: &str) -> Result<Option<String>> {
         runs::get_pipeline_version(self, sha256).await
+    }
+
+    async fn put_project_version(&self, sha256: &str, files: &[ProjectFile]) -> Result<()> {
+        runs::put_project_version(self, sha256, files).await
+    }
+
+    async fn get_project_version(&self, sha256: &str) -> Result<Option<Vec<ProjectFile>>> {
+        runs::get_project_version(self, sha256).await
     }
 
     async fn create_run(&self, run: NewRun) -> Result<CreatedRun> {

@@ -269,7 +269,8 @@ pub(super) async fn blob_referenced(store: &SqliteStore, sha256: &str) -> Result
     let referenced: i64 = sqlx::query_scalar(
         "SELECT EXISTS (SELECT 1 FROM artifact WHERE sha256 = ?1) \
              OR EXISTS (SELECT 1 FROM block_run \
-                        WHERE json_extract(data, '$.sha256') = ?1 AND data IS NOT NULL)",
+                        WHERE json_extract(data, '$.sha256') = ?1 AND data IS NOT NULL) \
+             OR EXISTS (SELECT 1 FROM project_file WHERE sha256 = ?1)",
     )
     .bind(sha256)
     .fetch_one(&store.pool)

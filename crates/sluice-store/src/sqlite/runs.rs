@@ -16,8 +16,8 @@ use super::codec::{
 use super::notify::insert_deliveries;
 use crate::encoding::search_text;
 use crate::{
-    AttemptRecord, CreatedRun, Error, NewAttempt, NewDelivery, NewRun, Result, RunFlag, RunRecord,
-    RunTransition,
+    AttemptRecord, CreatedRun, Error, NewAttempt, NewDelivery, NewRun, ProjectFile, Result,
+    RunFlag, RunRecord, RunTransition,
 };
 
 pub(super) async fn put_pipeline_version(
@@ -57,6 +57,83 @@ pub(super) async fn get_pipeline_version(
         .db()
 }
 
+pub(super) async fn put_project_version(
+    store: &SqliteStore,
+    sha256: &str,
+    files: &[ProjectFile],
+) -> Result<()> {
+    store
+        .write(|| async {
+            let mut tx = store.begin().await?;
+            let bytes: u64 = files.iter().map(|file| file.size).sum();
+            let inserted = sqlx::query(
+                "INSERT INTO project_version (sha256, files, bytes, created_at) \
+                 VALUES (?, ?, ?, CAST(unixepoch('subsec') * 1000000 AS INTEGER)) \
+                 ON CONFLICT (sha256) DO NOTHING",
+            )
+            .bind(sha256)
+            .bind(i64::try_from(files.len()).unwrap_or(i64::MAX))
+            .bind(i64::try_from(bytes).unwrap_or(i64::MAX))
+            .execute(&mut *tx)
+            .await
+            .db()?
+            .rows_affected();
+            if inserted == 0 {
+                return Ok(());
+            }
+            for file in files {
+                sqlx::query(
+                    "INSERT INTO project_file (version, path, sha256, size, executable) \
+                     VALUES (?, ?, ?, ?, ?)",
+                )
+                .bind(sha256)
+                .bind(&file.path)
+                .bind(&file.sha256)
+                .bind(i64::try_from(file.size).unwrap_or(i64::MAX))
+                .bind(file.executable)
+                .execute(&mut *tx)
+                .await
+                .db()?;
+            }
+            tx.commit().await.db()?;
+            Ok(())
+        })
+        .await
+}
+
+pub(super) async fn get_project_version(
+    store: &SqliteStore,
+    sha256: &str,
+) -> Result<Option<Vec<ProjectFile>>> {
+    let known: Option<i64> =
+        sqlx::query_scalar("SELECT files FROM project_version WHERE sha256 = ?")
+            .bind(sha256)
+            .fetch_optional(&store.pool)
+            .await
+            .db()?;
+    if known.is_none() {
+        return Ok(None);
+    }
+    let rows = sqlx::query(
+        "SELECT path, sha256, size, executable FROM project_file WHERE version = ? ORDER BY path",
+    )
+    .bind(sha256)
+    .fetch_all(&store.pool)
+    .await
+    .db()?;
+    rows.iter()
+        .map(|row| {
+            Ok(ProjectFile {
+                path: get(row, "path")?,
+                sha256: get(row, "sha256")?,
+                size: u64::try_from(get::<i64>(row, "size")?).unwrap_or(0),
+                executable: codec::get_bool(row, "executable")?,
+            })
+        })
+        .collect::<Result<Vec<_>>>()
+        .map(Some)
+}
+
 pub(super) async fn create_run(store: &SqliteStore, run: &NewRun) -> Result<CreatedRun> {
     store.write(|| create_run_once(store, run)).await
 }
@@ -71,8 +148,8 @@ async fn create_run_once(store: &SqliteStore, run: &NewRun) -> Result<CreatedRun
         "INSERT INTO pipeline_run (id, pipeline, status, attempt, priority, trigger_kind, \
          invoked_by, tags, variables, pipeline_version, created_at, started_at, finished_at, \
          error, sla_at, idempotency_key, owner, block_concurrency, scheduled_for, window_start, \
-         window_end, search_text) \
-         VALUES (?, ?, ?, 1, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?) \
+         window_end, search_text, project_version) \
+         VALUES (?, ?, ?, 1, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?) \
          ON CONFLICT DO NOTHING",
     )
     .bind(run.id.as_str())
@@ -96,6 +173,7 @@ async fn create_run_once(store: &SqliteStore, run: &NewRun) -> Result<CreatedRun
     .bind(opt_micros(run.window.map(|window| window.window_start)))
     .bind(opt_micros(run.window.map(|window| window.window_end)))
     .bind(search_text(run.id.as_str(), &run.pipeline, &run.variables))
+    .bind(run.project_version.as_deref())
     .execute(&mut *tx)
     .await
     .db()?
@@ -126,7 +204,8 @@ async fn create_run_once(store: &SqliteStore, run: &NewRun) -> Result<CreatedRun
 
     sqlx::query(
         "INSERT INTO run_attempt (run_id, attempt, status, mode, created_at, created_by, \
-         started_at, finished_at, error) VALUES (?, 1, ?, 'initial', ?, ?, ?, ?, ?)",
+         started_at, finished_at, error, pipeline_version, project_version) \
+         VALUES (?, 1, ?, 'initial', ?, ?, ?, ?, ?, ?, ?)",
     )
     .bind(run.id.as_str())
     .bind(run.status.as_str())
@@ -135,6 +214,8 @@ async fn create_run_once(store: &SqliteStore, run: &NewRun) -> Result<CreatedRun
     .bind(started_at)
     .bind(finished_at)
     .bind(run.error.as_deref())
+    .bind(&run.pipeline_version)
+    .bind(run.project_version.as_deref())
     .execute(&mut *tx)
     .await
     .db()?;
@@ -364,7 +445,8 @@ async fn start_attempt_once(store: &SqliteStore, new: &NewAttempt) -> Result<()>
     let at = micros(new.at);
     sqlx::query(
         "INSERT INTO run_attempt (run_id, attempt, status, mode, from_block, created_at, \
-         created_by) VALUES (?, ?, 'initial', ?, ?, ?, ?)",
+         created_by, pipeline_version, project_version) \
+         VALUES (?, ?, 'initial', ?, ?, ?, ?, ?, ?)",
     )
     .bind(new.run_id.as_str())
     .bind(i64::from(number))
@@ -372,17 +454,22 @@ async fn start_attempt_once(store: &SqliteStore, new: &NewAttempt) -> Result<()>
     .bind(new.from_block.as_deref())
     .bind(at)
     .bind(new.created_by.as_deref())
+    .bind(&new.pipeline_version)
+    .bind(new.project_version.as_deref())
     .execute(&mut *tx)
     .await
     .db()?;
     sqlx::query(
         "UPDATE pipeline_run SET attempt = ?, status = 'initial', finished_at = NULL, \
            error = NULL, cancel_requested_at = NULL, cancel_requested_by = NULL, \
-           timed_out = 0, timeout_at = NULL, owner = ? \
+           timed_out = 0, timeout_at = NULL, owner = ?, pipeline_version = ?, \
+           project_version = ? \
          WHERE id = ?",
     )
     .bind(i64::from(number))
     .bind(new.owner.as_ref().map(|owner| owner.as_str()))
+    .bind(&new.pipeline_version)
+    .bind(new.project_version.as_deref())
     .bind(new.run_id.as_str())
     .execute(&mut *tx)
     .await
