@@ -337,7 +337,8 @@ async fn execute(engine: &Engine, claim: Claim, cancel: CancellationToken) -> Re
                     Ok(dir) => dir,
                     Err(error) => {
                         let _ = tokio::fs::remove_dir_all(&scratch_dir).await;
-                        // Reported below as a try that could not run.
+                        // A version that cannot be checked out from this
+                        // server's own blobs will not be on a retry either.
                         return finish(engine, &claim, Some(block), &masker, Err(error)).await;
                     }
                 };
