@@ -38,7 +38,13 @@ async fn one(options: &Options, remote: bool, report: &mut Report) -> Result<()>
     };
     eprintln!("latency, {mode}");
     let project = Project::new()?;
-    let times = project.path().join("times.log");
+    // The blocks' timestamps are kept outside the project: a file that
+    // changes with every run would make every run pin a new version of
+    // the project's files.
+    let outside = tempfile::Builder::new()
+        .prefix("sluice-bench-times")
+        .tempdir()?;
+    let times = outside.path().join("times.log");
     let times_text = times.to_str().context("the temporary path is not UTF-8")?;
     project.pipeline("pair", &pair(times_text))?;
     let database = Database::sqlite();
