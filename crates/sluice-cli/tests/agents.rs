@@ -15,7 +15,7 @@ mod fleet;
 
 use std::time::Duration;
 
-use common::{process_with, sleep_marker, wait_until};
+use common::{block, process_with, sleep_marker, wait_until};
 use fleet::{Backend, TIMEOUT, World};
 use serde_json::{Value, json};
 
@@ -559,23 +559,6 @@ echo "leftover=$(cat leftover.txt 2>/dev/null || echo none)" >> "$SLUICE_OUTPUT"
 echo "written by an earlier try" > leftover.txt
 "#;
 
-/// The block run of `block` in attempt `attempt` of a run's details.
-fn block_of_attempt(details: &Value, attempt: u64, block: &str) -> Value {
-    let attempt = details["attempts"]
-        .as_array()
-        .expect("attempts")
-        .iter()
-        .find(|candidate| candidate["attempt"] == attempt)
-        .unwrap_or_else(|| panic!("attempt {attempt} in {details}"));
-    attempt["block_runs"]
-        .as_array()
-        .expect("block runs")
-        .iter()
-        .find(|block_run| block_run["block"] == block)
-        .expect("the block run")
-        .clone()
-}
-
 fn an_agent_without_a_checkout_runs_the_pinned_files_and_a_retry_keeps_them(backend: Backend) {
     let Some(world) = World::start(backend, &[("pinned", PINNED)]) else {
         return;
@@ -611,7 +594,7 @@ fn an_agent_without_a_checkout_runs_the_pinned_files_and_a_retry_keeps_them(back
     world.wait_for_run(&run, "completed");
 
     let details = world.details(&run);
-    let first = block_of_attempt(&details, 1, "step");
+    let first = block(&details, Some(1), "step");
     assert_eq!(first["outputs"]["marker"], "one", "{first}");
     assert_eq!(first["outputs"]["tool"], "works", "{first}");
     assert_eq!(first["outputs"]["leftover"], "none", "{first}");
@@ -659,7 +642,7 @@ fn an_agent_without_a_checkout_runs_the_pinned_files_and_a_retry_keeps_them(back
         details["pipeline_run"]["attempt"] == 2 && details["pipeline_run"]["status"] == "completed"
     });
     let details = world.details(&run);
-    let second = block_of_attempt(&details, 2, "step");
+    let second = block(&details, Some(2), "step");
     assert_eq!(second["outputs"]["marker"], "one", "{second}");
     assert_eq!(
         second["outputs"]["leftover"], "none",
@@ -678,7 +661,7 @@ fn an_agent_without_a_checkout_runs_the_pinned_files_and_a_retry_keeps_them(back
         details["pipeline_run"]["attempt"] == 3 && details["pipeline_run"]["status"] == "completed"
     });
     let details = world.details(&run);
-    let third = block_of_attempt(&details, 3, "step");
+    let third = block(&details, Some(3), "step");
     assert_eq!(third["outputs"]["marker"], "two", "{third}");
     let latest = details["pipeline_run"]["project_version"]
         .as_str()

@@ -40,12 +40,8 @@ pub enum LoadError {
 
 /// Lowercase hex SHA-256 of some text.
 pub fn sha256_hex(bytes: &[u8]) -> String {
-    hex(&Sha256::digest(bytes))
-}
-
-/// Lowercase hex of a digest.
-pub(crate) fn hex(digest: &[u8]) -> String {
-    let mut hex = String::with_capacity(digest.len() * 2);
+    let digest = Sha256::digest(bytes);
+    let mut hex = String::with_capacity(64);
     for byte in digest {
         use std::fmt::Write;
         let _ = write!(hex, "{byte:02x}");

@@ -19,11 +19,10 @@ use std::path::{Path, PathBuf};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, SystemTime};
 
-use sha2::{Digest, Sha256};
 use sluice_store::ProjectFile;
 
 use crate::error::{Error, Result};
-use crate::project::{hex, sha256_hex};
+use crate::project::sha256_hex;
 
 /// Most files a run may pin.
 pub const MAX_FILES: usize = 10_000;
@@ -174,10 +173,11 @@ fn scan(dir: &Path, unpinned: &[PathBuf], snapshots: &Snapshots) -> Result<Scan>
         let sha256 = match cached {
             Some(digest) => digest,
             None => {
-                let (digest, size) = hash_file(&source).map_err(|source_error| Error::Io {
-                    context: format!("cannot read the project file {}", source.display()),
-                    source: source_error,
-                })?;
+                let (digest, size) =
+                    sluice_exec::file_sha256(&source).map_err(|source_error| Error::Io {
+                        context: format!("cannot read the project file {}", source.display()),
+                        source: source_error,
+                    })?;
                 let settled = metadata
                     .modified()
                     .ok()
@@ -208,23 +208,6 @@ fn scan(dir: &Path, unpinned: &[PathBuf], snapshots: &Snapshots) -> Result<Scan>
         version: version_of(&listed),
         files,
     })
-}
-
-fn hash_file(path: &Path) -> std::io::Result<(String, u64)> {
-    use std::io::Read;
-    let mut file = std::fs::File::open(path)?;
-    let mut hasher = Sha256::new();
-    let mut buffer = vec![0u8; 64 * 1024];
-    let mut size = 0u64;
-    loop {
-        let read = file.read(&mut buffer)?;
-        if read == 0 {
-            break;
-        }
-        hasher.update(&buffer[..read]);
-        size += read as u64;
-    }
-    Ok((hex(&hasher.finalize()), size))
 }
 
 impl crate::Engine {
@@ -345,8 +328,7 @@ impl crate::Engine {
     /// The content of a file of a project version, checked against its
     /// SHA-256; `NotFound` unless the version holds a file with that digest.
     pub async fn project_file_content(&self, version: &str, sha256: &str) -> Result<Vec<u8>> {
-        let files = self.project_files(version).await?;
-        if !files.iter().any(|file| file.sha256 == sha256) {
+        if !self.store().project_file_held(version, sha256).await? {
             return Err(Error::NotFound(format!(
                 "project version `{version}` has no file with SHA-256 `{sha256}`"
             )));

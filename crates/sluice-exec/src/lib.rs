@@ -31,7 +31,7 @@ mod types;
 pub use error::Error;
 pub use logs::{LogChunk, LogLine, Stream};
 pub use mask::{MASK, Masker};
-pub use project::{PinnedFile, ProjectCache, ProjectError, working_copy};
+pub use project::{PinnedFile, ProjectCache, ProjectError, file_sha256, working_copy};
 pub use run::run_try;
 pub use types::{
     ArtifactFile, BlockContext, Command, DataFile, DataFormat, TryOutcome, TryRequest, TryResult,

@@ -87,10 +87,7 @@ impl ProjectCache {
     /// earlier process left.
     pub fn open(root: impl Into<PathBuf>) -> Result<ProjectCache, ProjectError> {
         let root = root.into();
-        std::fs::create_dir_all(&root).map_err(|source| ProjectError::Io {
-            path: root.clone(),
-            source,
-        })?;
+        std::fs::create_dir_all(&root).map_err(io_error(&root))?;
         if let Ok(entries) = std::fs::read_dir(&root) {
             for entry in entries.flatten() {
                 if entry.file_name().to_string_lossy().starts_with(".partial-") {
@@ -194,10 +191,7 @@ impl ProjectCache {
         if let Some(parent) = dest.parent() {
             tokio::fs::create_dir_all(parent)
                 .await
-                .map_err(|source| ProjectError::Io {
-                    path: parent.to_path_buf(),
-                    source,
-                })?;
+                .map_err(io_error(parent))?;
         }
         working_copy(&dir, dest).await
     }
@@ -244,11 +238,13 @@ pub async fn working_copy(version_dir: &Path, dest: &Path) -> Result<(), Project
         })?
 }
 
+/// Wraps an I/O error with the path it happened at.
+fn io_error(path: &Path) -> impl FnOnce(io::Error) -> ProjectError {
+    let path = path.to_path_buf();
+    move |source| ProjectError::Io { path, source }
+}
+
 fn copy_tree(from: &Path, to: &Path) -> Result<(), ProjectError> {
-    let io_error = |path: &Path| {
-        let path = path.to_path_buf();
-        move |source| ProjectError::Io { path, source }
-    };
     std::fs::create_dir(to).map_err(io_error(to))?;
     for entry in std::fs::read_dir(from).map_err(io_error(from))? {
         let entry = entry.map_err(io_error(from))?;
@@ -275,20 +271,14 @@ where
 {
     tokio::fs::create_dir_all(partial)
         .await
-        .map_err(|source| ProjectError::Io {
-            path: partial.to_path_buf(),
-            source,
-        })?;
+        .map_err(io_error(partial))?;
     for file in files {
         let relative = safe_relative(&file.path)?;
         let dest = partial.join(relative);
         if let Some(parent) = dest.parent() {
             tokio::fs::create_dir_all(parent)
                 .await
-                .map_err(|source| ProjectError::Io {
-                    path: parent.to_path_buf(),
-                    source,
-                })?;
+                .map_err(io_error(parent))?;
         }
         fetch(file.clone(), dest.clone())
             .await
@@ -297,16 +287,13 @@ where
                 message,
             })?;
         let check = dest.clone();
-        let (actual, actual_size) = tokio::task::spawn_blocking(move || digest_of(&check))
+        let (actual, actual_size) = tokio::task::spawn_blocking(move || file_sha256(&check))
             .await
             .map_err(|join| ProjectError::Io {
                 path: dest.clone(),
                 source: io::Error::other(join.to_string()),
             })?
-            .map_err(|source| ProjectError::Io {
-                path: dest.clone(),
-                source,
-            })?;
+            .map_err(io_error(&dest))?;
         if actual != file.sha256 || actual_size != file.size {
             return Err(ProjectError::Mismatch {
                 path: file.path.clone(),
@@ -316,10 +303,7 @@ where
                 actual_size,
             });
         }
-        set_mode(&dest, file.executable).map_err(|source| ProjectError::Io {
-            path: dest.clone(),
-            source,
-        })?;
+        set_mode(&dest, file.executable).map_err(io_error(&dest))?;
     }
     Ok(())
 }
@@ -349,7 +333,8 @@ fn is_digest(text: &str) -> bool {
             .all(|byte| byte.is_ascii_digit() || (b'a'..=b'f').contains(&byte))
 }
 
-fn digest_of(path: &Path) -> io::Result<(String, u64)> {
+/// The SHA-256 (lowercase hex) and size of a file, read in 64 KiB pieces.
+pub fn file_sha256(path: &Path) -> io::Result<(String, u64)> {
     use std::io::Read;
     let mut file = std::fs::File::open(path)?;
     let mut hasher = Sha256::new();

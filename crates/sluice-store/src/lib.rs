@@ -87,6 +87,9 @@ pub trait Store: Send + Sync + 'static {
     async fn put_project_version(&self, sha256: &str, files: &[ProjectFile]) -> Result<()>;
     /// The files of a project version, by path, or `None` if unknown.
     async fn get_project_version(&self, sha256: &str) -> Result<Option<Vec<ProjectFile>>>;
+    /// Whether project version `version` holds a file whose content has
+    /// this digest (one indexed lookup, for serving files to agents).
+    async fn project_file_held(&self, version: &str, sha256: &str) -> Result<bool>;
 
     // Runs.
     /// Creates a run with its first attempt and block runs in one

@@ -483,6 +483,24 @@ pub async fn project_versions(store: Arc<dyn Store>) {
     );
     assert!(store.blob_referenced(&"a1".repeat(32)).await.unwrap());
     assert!(store.blob_referenced(&"d4".repeat(32)).await.unwrap());
+    assert!(
+        store
+            .project_file_held(&version, &"d4".repeat(32))
+            .await
+            .unwrap()
+    );
+    assert!(
+        !store
+            .project_file_held(&version, &"e5".repeat(32))
+            .await
+            .unwrap()
+    );
+    assert!(
+        !store
+            .project_file_held(&"00".repeat(32), &"d4".repeat(32))
+            .await
+            .unwrap()
+    );
 
     // An empty project is a version too.
     let empty = "00".repeat(32);

@@ -232,6 +232,10 @@ impl Store for PostgresStore {
         runs::get_project_version(self, sha256).await
     }
 
+    async fn project_file_held(&self, version: &str, sha256: &str) -> Result<bool> {
+        runs::project_file_held(self, version, sha256).await
+    }
+
     async fn create_run(&self, run: NewRun) -> Result<CreatedRun> {
         runs::create_run(self, &run).await
     }

@@ -133,6 +133,22 @@ pub(super) async fn get_project_version(
     ))
 }
 
+pub(super) async fn project_file_held(
+    store: &PostgresStore,
+    version: &str,
+    sha256: &str,
+) -> Result<bool> {
+    let held: bool = sqlx::query_scalar(
+        "SELECT EXISTS (SELECT 1 FROM project_file WHERE version = $1 AND sha256 = $2)",
+    )
+    .bind(version)
+    .bind(sha256)
+    .fetch_one(&store.pool)
+    .await
+    .db()?;
+    Ok(held)
+}
+
 pub(super) async fn create_run(store: &PostgresStore, run: &NewRun) -> Result<CreatedRun> {
     store.write(|| create_run_once(store, run)).await
 }

@@ -134,6 +134,22 @@ pub(super) async fn get_project_version(
         .map(Some)
 }
 
+pub(super) async fn project_file_held(
+    store: &SqliteStore,
+    version: &str,
+    sha256: &str,
+) -> Result<bool> {
+    let held: i64 = sqlx::query_scalar(
+        "SELECT EXISTS (SELECT 1 FROM project_file WHERE version = ? AND sha256 = ?)",
+    )
+    .bind(version)
+    .bind(sha256)
+    .fetch_one(&store.pool)
+    .await
+    .db()?;
+    Ok(held != 0)
+}
+
 pub(super) async fn create_run(store: &SqliteStore, run: &NewRun) -> Result<CreatedRun> {
     store.write(|| create_run_once(store, run)).await
 }
